@@ -1,0 +1,3 @@
+from reid_core.cli import main
+
+main()

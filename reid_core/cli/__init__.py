@@ -1,0 +1,19 @@
+"""The `reid` command line: thin shells over library calls. Every command takes --json for machine-readable output."""
+from __future__ import annotations
+
+import typer
+
+from reid_core.cli import common
+
+app = typer.Typer(help="reid-studio: person re-identification over video.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+# Each module adds its commands to `app`; the order here is the order of `reid --help`.
+from reid_core.cli import ingest as _ingest  # noqa: E402
+
+for _module in (_ingest,):
+    _module.register(app)
+
+
+def main() -> None:
+    common.run(app)

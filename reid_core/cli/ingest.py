@@ -1,0 +1,119 @@
+"""`reid ingest`, `reid embed`, `reid info`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
+from reid_core.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_cmd)
+    app.command("embed")(embed_cmd)
+    app.command("info")(info_cmd)
+
+
+def ingest_cmd(
+    video: Annotated[Path, typer.Argument(help="Video file to add to the store.")],
+    camera: Annotated[str | None, typer.Option(help="Camera/source name (default: the file name).")] = None,
+    from_frame: Annotated[int, typer.Option("--from-frame", help="First frame, 0-based, inclusive.")] = 0,
+    to_frame: Annotated[int | None, typer.Option("--to-frame", help="Last frame, inclusive (default: end).")] = None,
+    stride: Annotated[int, typer.Option(help="Process every K-th frame.")] = 1,
+    model: Annotated[str, typer.Option(help="Embedder model name.")] = "osnet_x0_25_msmt17",
+    replace: Annotated[bool, typer.Option(help="Delete overlapping ingests of this video first.")] = False,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Detect, track and embed the people in VIDEO and store their crops (resumes an interrupted run)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from reid_core.ingest import IngestSettings, ingest
+    from reid_core.store import Store
+
+    settings = IngestSettings(embedder=model)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=json_out) as bar:
+        task = bar.add_task(f"ingest {video.name}", total=None)
+        result = ingest(video, Store(store_path(store)), camera, from_frame, to_frame, stride, settings,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total), replace=replace)
+    run = result.run
+    out = {"video_id": result.video.video_id, "camera": result.video.camera, "run_id": run.run_id,
+           "from_frame": run.from_frame, "to_frame": run.to_frame, "stride": run.stride, "reused": result.reused,
+           "resumed": result.resumed, "tracks": result.tracks, "crops": result.crops,
+           "track_ids": sorted(run.track_map.values()), "seconds": round(result.seconds, 2)}
+    emit(out, json_out, lambda r: (f"{'reused stored' if r['reused'] else 'ingested'} {video.name} frames "
+                                   f"{r['from_frame']}..{r['to_frame']}: {r['tracks']} tracks, {r['crops']} crops "
+                                   f"({r['seconds']} s){' (resumed)' if r['resumed'] else ''}"))
+
+
+def embed_cmd(
+    inp: Annotated[Path, typer.Option("--in", help="uint8 .npy of shape (N, 256, 128, 3), RGB.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write float32 (N, D) features, rows L2-normalised.")],
+    model: Annotated[str, typer.Option(help="Embedder model name.")] = "osnet_x0_25_msmt17",
+    backend: Annotated[str, typer.Option(help="openvino (fast) or torch (reference).")] = "openvino",
+    flip: Annotated[bool, typer.Option(help="Average with the horizontally flipped crop.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    json_out: JsonOpt = False,
+) -> None:
+    """Embed an array of crops with the project's embedder (for outside benchmarks)."""
+    from reid_core.embedding import load_embedder
+
+    try:
+        crops = np.load(inp, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{inp}: not a readable .npy array ({e})") from None
+    embedder = load_embedder(model, backend, flip)
+    feats = embedder.embed(crops, batch_size=batch_size)
+    np.save(out, feats)
+    emit({"in": str(inp), "out": str(out), "n": int(len(feats)), "dim": int(feats.shape[1]), "model": model,
+          "backend": backend, "flip": flip}, json_out,
+         lambda r: f"wrote {r['n']} x {r['dim']} features to {r['out']} ({r['model']}, {r['backend']})")
+
+
+def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """What the store holds, which models are used and where each weight file was found."""
+    from reid_core.errors import WeightsError
+    from reid_core.ingest import DEFAULT_SETTINGS
+    from reid_core.store import Store
+    from reid_core.weights import available, search_dirs
+
+    s = Store(store_path(store))
+    models = {}
+    for name, found in available().items():
+        if isinstance(found, WeightsError):
+            models[name] = {"found": False, "error": str(found).splitlines()[0]}
+        else:
+            models[name] = {"found": True, "kind": found.kind, "format": found.format,
+                            "paths": [str(p) for p in found.paths], "licence": found.licence}
+    out = {
+        "store": str(s.path.resolve()),
+        "counts": s.stats(),
+        "videos": [{"video_id": v.video_id, "camera": v.camera, "path": v.path, "frames": v.frame_count,
+                    "fps": v.fps} for v in s.videos()],
+        "runs": [{"run_id": r.run_id, "video_id": r.video_id, "frames": [r.from_frame, r.to_frame],
+                  "stride": r.stride, "status": r.status, "crops": r.crops, "tracks": len(r.track_map)}
+                 for r in s.runs()],
+        "identities": [{"name": i.name, "crops": len(i.keys)} for i in s.identities()],
+        "models_in_use": {"detector": DEFAULT_SETTINGS.detector.model, "embedder": DEFAULT_SETTINGS.embedder,
+                          "backend": DEFAULT_SETTINGS.backend},
+        "weights_search_path": [str(d) for d in search_dirs()],
+        "models": models,
+    }
+
+    def human(r: dict) -> str:
+        lines = [f"store: {r['store']}", "counts: " + ", ".join(f"{k} {v}" for k, v in r["counts"].items())]
+        lines += [f"  video {v['video_id'][:12]} camera={v['camera']} frames={v['frames']} {v['path']}"
+                  for v in r["videos"]]
+        lines += [f"  run {x['run_id']} frames {x['frames'][0]}..{x['frames'][1]} {x['status']} "
+                  f"{x['tracks']} tracks {x['crops']} crops" for x in r["runs"]]
+        lines.append("models in use: " + ", ".join(f"{k}={v}" for k, v in r["models_in_use"].items()))
+        lines.append("weights (searched " + " -> ".join(r["weights_search_path"]) + "):")
+        for name, m in r["models"].items():
+            lines.append(f"  {name}: " + (m["paths"][0] if m["found"] else "MISSING: " + m["error"]))
+        return "\n".join(lines)
+
+    emit(out, json_out, human)

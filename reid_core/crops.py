@@ -1,0 +1,55 @@
+"""Cutting person crops out of frames: the fixed 256x128 RGB input every embedder takes, and JPEG for the store."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from reid_core.errors import InputError
+from reid_core.types import Box
+
+CROP_H, CROP_W = 256, 128
+JPEG_QUALITY = 90
+
+
+def clip_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer x1, y1, x2, y2 inside the image (at least 1 px wide and tall)."""
+    x1 = int(max(0, min(width - 1, round(box.x))))
+    y1 = int(max(0, min(height - 1, round(box.y))))
+    x2 = int(max(x1 + 1, min(width, round(box.x + box.w))))
+    y2 = int(max(y1 + 1, min(height, round(box.y + box.h))))
+    return x1, y1, x2, y2
+
+
+def cut(frame_bgr: np.ndarray, box: Box) -> np.ndarray:
+    """The box's pixels at native resolution (BGR), for storage and display."""
+    h, w = frame_bgr.shape[:2]
+    x1, y1, x2, y2 = clip_box(box, w, h)
+    return frame_bgr[y1:y2, x1:x2]
+
+
+def to_model_input(patch_bgr: np.ndarray) -> np.ndarray:
+    """A native-resolution BGR patch -> 256x128 RGB uint8, the layout `Embedder.embed` takes."""
+    resized = cv2.resize(patch_bgr, (CROP_W, CROP_H), interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+
+
+def encode_jpeg(patch_bgr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", patch_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise InputError("could not encode crop as JPEG")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """JPEG/PNG bytes -> BGR image; InputError if they are not a picture."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError("not a readable image (expected JPEG or PNG)")
+    return image
+
+
+def model_inputs_from_jpegs(jpegs: list[bytes]) -> np.ndarray:
+    """Stored crops -> (N, 256, 128, 3) RGB uint8."""
+    if not jpegs:
+        return np.zeros((0, CROP_H, CROP_W, 3), np.uint8)
+    return np.stack([to_model_input(decode_image(j)) for j in jpegs])

@@ -1,0 +1,49 @@
+"""Person detection: ultralytics YOLOv8n (INT8 OpenVINO export), person class only."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from reid_core.types import Box, Detection
+from reid_core.weights import resolve
+
+PERSON_CLASS = 0
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    model: str = "yolov8n_int8_openvino"
+    # Low enough that ByteTrack's second association sees weak boxes (occlusions); tracks still need min_score to start.
+    conf: float = 0.1
+    min_height: int = 24  # px; smaller people give crops too blurry to embed usefully
+    imgsz: int = 640
+
+
+class PersonDetector:
+    """Loaded once; `detect` takes BGR frames. The export has a fixed batch of 1, so frames run one at a time
+    (a list call to ultralytics was measured slower than a loop here)."""
+
+    def __init__(self, config: DetectorConfig = DetectorConfig()):
+        from ultralytics import YOLO
+
+        self.config = config
+        files = resolve(config.model)
+        self._model = YOLO(str(files.path.parent), task="detect")
+        self._lock = threading.Lock()
+
+    def detect(self, frame_bgr: np.ndarray, frame_index: int = 0) -> list[Detection]:
+        c = self.config
+        with self._lock:
+            result = self._model.predict(frame_bgr, classes=[PERSON_CLASS], conf=c.conf, imgsz=c.imgsz,
+                                         verbose=False)[0]
+        xyxy = result.boxes.xyxy.cpu().numpy()
+        conf = result.boxes.conf.cpu().numpy()
+        out = []
+        for (x1, y1, x2, y2), s in zip(xyxy, conf):
+            if y2 - y1 >= c.min_height:
+                out.append(Detection(frame_index, Box.from_xyxy(x1, y1, x2, y2), float(s)))
+        # Detector output order is by score; sort by score then position so box indices are stable run to run.
+        out.sort(key=lambda d: (-round(d.score, 4), d.box.x, d.box.y))
+        return out

@@ -1,0 +1,185 @@
+"""Appearance embedders: person crop (256x128 RGB) -> L2-normalised feature, on a common cosine scale.
+
+Two backends for the torchreid OSNet checkpoints: plain PyTorch (the reference) and OpenVINO (the same network
+converted once and cached; several times faster on a CPU). Intel's OpenVINO ReID models and ONNX exports run on
+OpenVINO directly. All take the same input so callers never care which one is loaded.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from reid_core import offline
+from reid_core.crops import CROP_H, CROP_W
+from reid_core.errors import InputError, WeightsError
+from reid_core.weights import resolve
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    arch: str  # torchreid architecture name, or "" for models that are only an IR/ONNX file
+    num_classes: int
+    rgb: bool  # False: the network wants BGR 0-255 (Intel IRs bake their normalisation in)
+    normalise_input: bool  # True: ImageNet mean/std applied before the network
+
+
+SPECS = {
+    "osnet_x0_25_msmt17": ModelSpec("osnet_x0_25", 1041, True, True),
+    "osnet_x0_25_market1501": ModelSpec("osnet_x0_25", 751, True, True),
+    "osnet_x0_25_msmt17_boxmot": ModelSpec("", 0, True, True),
+    "person-reidentification-retail-0287": ModelSpec("", 0, False, False),
+    "person-reidentification-retail-0288": ModelSpec("", 0, False, False),
+}
+DEFAULT_MODEL = "osnet_x0_25_msmt17"
+BACKENDS = ("openvino", "torch")
+
+
+def _check_crops(crops: np.ndarray) -> np.ndarray:
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[1:] != (CROP_H, CROP_W, 3) or crops.dtype != np.uint8:
+        raise InputError(f"crops must be a uint8 array of shape (N, {CROP_H}, {CROP_W}, 3) RGB; "
+                         f"got {crops.dtype} {crops.shape}")
+    return crops
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class Embedder:
+    """Base class; subclasses implement `_forward` on a (B, 256, 128, 3) float32 batch in the network's colour order."""
+
+    name: str
+    backend: str
+    dim: int
+
+    def __init__(self, name: str, spec: ModelSpec, flip: bool):
+        self.name, self.spec, self.flip = name, spec, flip
+        self._lock = threading.Lock()  # compiled models and torch modules are shared between app requests
+
+    def _prepare(self, crops: np.ndarray) -> np.ndarray:
+        x = crops if self.spec.rgb else crops[..., ::-1]
+        x = x.astype(np.float32)
+        if self.spec.normalise_input:
+            x = (x - IMAGENET_MEAN) / IMAGENET_STD
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def _forward(self, batch_nchw: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """(N, 256, 128, 3) uint8 RGB -> (N, dim) float32, rows L2-normalised. Flip averaging if enabled."""
+        crops = _check_crops(crops)
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        with self._lock:
+            for i in range(0, len(crops), batch_size):
+                part = crops[i:i + batch_size]
+                feats = self._forward(self._prepare(part))
+                if self.flip:
+                    feats = _l2(feats) + _l2(self._forward(self._prepare(part[:, :, ::-1])))
+                out.append(feats)
+        return _l2(np.concatenate(out))
+
+
+class TorchEmbedder(Embedder):
+    backend = "torch"
+
+    def __init__(self, name: str, spec: ModelSpec, flip: bool):
+        super().__init__(name, spec, flip)
+        self.module = build_torch_osnet(name)
+        self.dim = 512
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(batch)).numpy()
+
+
+class OpenVINOEmbedder(Embedder):
+    backend = "openvino"
+
+    def __init__(self, name: str, spec: ModelSpec, flip: bool):
+        super().__init__(name, spec, flip)
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(self._model_file(name, spec)))
+        model.reshape([-1, 3, CROP_H, CROP_W])  # batch is dynamic; some exports fix it at 1
+        # LATENCY with one stream uses both cores on one batch, measured faster than THROUGHPUT here.
+        self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.dim = int(self.compiled.output(0).get_partial_shape()[-1].get_length())
+
+    @staticmethod
+    def _model_file(name: str, spec: ModelSpec) -> Path:
+        files = resolve(name)
+        if not spec.arch:
+            return files.path
+        # Convert the torchreid state_dict once; keyed by the weights' hash so a changed file is reconverted.
+        sha = files.paths[0].name + "-" + _short_sha(files.paths[0])
+        xml = offline.cache_dir() / "openvino" / f"{name}-{sha}.xml"
+        if not xml.exists():
+            import openvino as ov
+            import torch
+
+            module = build_torch_osnet(name)
+            ov_model = ov.convert_model(module, example_input=torch.zeros(1, 3, CROP_H, CROP_W))
+            xml.parent.mkdir(parents=True, exist_ok=True)
+            tmp = xml.with_suffix(".tmp.xml")
+            ov.save_model(ov_model, str(tmp), compress_to_fp16=False)
+            tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))  # bin first: an xml never points at a missing bin
+            tmp.replace(xml)
+        return xml
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.compiled(batch)[0]).reshape(len(batch), -1)
+
+
+def _short_sha(path: Path) -> str:
+    from reid_core.weights import sha256_of
+
+    return sha256_of(path)[:12]
+
+
+def build_torch_osnet(name: str):
+    """The torchreid network with the local checkpoint loaded strictly, in eval mode (never downloads)."""
+    import torch
+
+    spec = SPECS[name]
+    if not spec.arch:
+        raise WeightsError(f"model {name!r} is not a torchreid checkpoint; use backend='openvino'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchreid warns about optional Cython evaluation code on import
+        from torchreid.reid.models import build_model
+
+    files = resolve(name)
+    module = build_model(spec.arch, num_classes=spec.num_classes, pretrained=False)
+    state = torch.load(files.path, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    module.load_state_dict(state, strict=True)
+    return module.eval()
+
+
+@lru_cache(maxsize=8)
+def load_embedder(name: str = DEFAULT_MODEL, backend: str = "openvino", flip: bool = False) -> Embedder:
+    """Load (once per process) an embedder by manifest name. backend: 'openvino' (fast) or 'torch' (reference)."""
+    if name not in SPECS:
+        raise WeightsError(f"unknown embedder {name!r}; choose one of {', '.join(SPECS)}")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    spec = SPECS[name]
+    if backend == "torch":
+        if not spec.arch:
+            raise InputError(f"model {name!r} only runs on the openvino backend")
+        return TorchEmbedder(name, spec, flip)
+    return OpenVINOEmbedder(name, spec, flip)

@@ -1,0 +1,95 @@
+"""Linking detections into tracks, so that one person becomes one track of many crops.
+
+ultralytics' BoT-SORT (Kalman motion + IoU association, ByteTrack's two-stage matching of strong and weak boxes)
+with one change: appearance *gates* association. Stock BoT-SORT takes the minimum of the motion and appearance
+costs, which helps re-find a person but does nothing against the common failure where two people cross and the
+IoU match swaps them. Here a detection may only extend a track if its feature is similar enough to the track's
+smoothed feature; otherwise the track is left lost and the detection starts a new one. A fragmented track costs
+little downstream (identify aggregates per track, enrol unions tracks); a mixed track poisons both identities.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from reid_core.types import Detection
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    track_high_thresh: float = 0.4  # first association, and the score a tracked crop needs to be kept
+    track_low_thresh: float = 0.1
+    new_track_thresh: float = 0.5  # a track only starts on a confident box, which keeps stray tracks out
+    track_buffer: int = 30  # processed frames a lost track waits to be re-found
+    match_thresh: float = 0.8
+    fuse_score: bool = True
+    appearance_gate: float = 0.6  # min cosine(track feature, detection feature) to associate; 0 disables
+
+
+class _Boxes:
+    """The minimal results object the ultralytics trackers read: conf, cls, xywh (centre), boolean indexing."""
+
+    def __init__(self, xywh: np.ndarray, conf: np.ndarray):
+        self.xywh, self.conf = xywh, conf
+        self.cls = np.zeros(len(conf), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+    def __getitem__(self, mask) -> _Boxes:
+        return _Boxes(self.xywh[mask], self.conf[mask])
+
+
+def _gated_botsort(config: TrackerConfig):
+    from ultralytics.trackers.bot_sort import BOTSORT
+    from ultralytics.trackers.utils import matching
+    from ultralytics.utils import IterableSimpleNamespace
+
+    class GatedBoTSORT(BOTSORT):
+        def get_dists(self, tracks, detections):
+            dists = matching.iou_distance(tracks, detections)
+            if self.args.fuse_score:
+                dists = matching.fuse_score(dists, detections)
+            if config.appearance_gate > 0 and len(tracks) and len(detections):
+                usable = [t.smooth_feat is not None for t in tracks]
+                if all(usable) and all(d.curr_feat is not None for d in detections):
+                    cosine_dist = matching.embedding_distance(tracks, detections)
+                    dists[cosine_dist > 1.0 - config.appearance_gate] = 1.0
+            return dists
+
+    fields = asdict(config)
+    fields.pop("appearance_gate")
+    args = IterableSimpleNamespace(tracker_type="botsort", gmc_method="none", proximity_thresh=0.5,
+                                   appearance_thresh=0.0, with_reid=config.appearance_gate > 0, model="auto",
+                                   **fields)
+    return GatedBoTSORT(args)
+
+
+class Tracker:
+    """Feed it every processed frame in order; it returns which detections belong to which track.
+
+    Deterministic for the same input, which is what lets an interrupted ingest rebuild its state by replaying the
+    stored detections and features instead of pickling tracker internals.
+    """
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()):
+        self.config = config
+        self._tracker = _gated_botsort(config)
+
+    def update(self, detections: list[Detection], features: np.ndarray | None = None) -> list[tuple[int, int]]:
+        """(index into `detections`, track number) for every detection assigned to a confirmed track.
+
+        `features`: one L2-normalised row per detection (needed when the appearance gate is on).
+        """
+        if detections:
+            xywh = np.array([[d.box.x + d.box.w / 2, d.box.y + d.box.h / 2, d.box.w, d.box.h] for d in detections],
+                            np.float32)
+            conf = np.array([d.score for d in detections], np.float32)
+        else:
+            xywh, conf = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        if self.config.appearance_gate > 0 and features is None and detections:
+            raise ValueError("this tracker gates on appearance: pass one feature per detection")
+        feats = None if features is None or not len(features) else np.asarray(features, np.float32)
+        out = self._tracker.update(_Boxes(xywh, conf), None, feats)
+        return sorted((int(row[7]), int(row[4])) for row in out)

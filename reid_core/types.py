@@ -1,0 +1,114 @@
+"""The small typed records that cross module boundaries (video -> detections -> tracks -> crops -> store -> matches)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box in pixels, top-left corner plus size (the MOTChallenge convention)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @classmethod
+    def from_xyxy(cls, x1: float, y1: float, x2: float, y2: float) -> Box:
+        return cls(float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
+    def as_list(self) -> list[float]:
+        return [round(self.x, 1), round(self.y, 1), round(self.w, 1), round(self.h, 1)]
+
+    def iou(self, other: Box) -> float:
+        ax1, ay1, ax2, ay2 = self.xyxy
+        bx1, by1, bx2, by2 = other.xyxy
+        iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
+        ih = max(0.0, min(ay2, by2) - max(ay1, by1))
+        inter = iw * ih
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
+    def contains(self, px: float, py: float) -> bool:
+        return self.x <= px <= self.x + self.w and self.y <= py <= self.y + self.h
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    video_id: str  # sha256 of the file's bytes, so renamed copies are recognised
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One person box in one frame, as the detector gave it."""
+
+    frame: int
+    box: Box
+    score: float
+
+
+@dataclass
+class Crop:
+    """One stored person image: where it came from, which track it belongs to, and its feature."""
+
+    key: str  # "{video_id}/{frame:08d}_{bb:02d}"
+    video_id: str
+    camera: str
+    frame: int
+    box: Box
+    score: float
+    track_id: int
+    jpeg: bytes | None = None
+    feature: np.ndarray | None = None
+
+
+@dataclass
+class Track:
+    """A person followed through consecutive frames of one video."""
+
+    track_id: int
+    video_id: str
+    camera: str
+    keys: list[str] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def box_at(self, frame: int) -> Box | None:
+        for f, b in zip(self.frames, self.boxes):
+            if f == frame:
+                return b
+        return None
+
+
+@dataclass
+class Identity:
+    """An enrolled person: a name and the crops that define it."""
+
+    name: str
+    keys: list[str] = field(default_factory=list)
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Match:
+    """A decision on one probe (a track or an image) against the gallery, on the cosine similarity scale."""
+
+    identity: str | None  # None: below threshold, i.e. "unknown"
+    best_match: str | None
+    score: float
+    threshold: float

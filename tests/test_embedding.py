@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from reid_core.crops import model_inputs_from_jpegs
+from reid_core.embedding import load_embedder
+from reid_core.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def real_crops(pets_store):
+    store, _ = pets_store
+    keys = [k for t in store.tracks() for k in t.keys[::15]][:48]
+    return model_inputs_from_jpegs([c.jpeg for c in store.get_crops(keys)])
+
+
+def test_openvino_matches_torch(real_crops):
+    ov = load_embedder("osnet_x0_25_msmt17", "openvino").embed(real_crops)
+    pt = load_embedder("osnet_x0_25_msmt17", "torch").embed(real_crops)
+    assert ov.shape == pt.shape == (len(real_crops), 512)
+    assert np.allclose(np.linalg.norm(ov, axis=1), 1, atol=1e-5)
+    assert (ov * pt).sum(1).min() > 0.9999
+    assert np.abs(ov - pt).max() < 1e-3
+
+
+def test_market_weights_and_batch_independence(real_crops):
+    e = load_embedder("osnet_x0_25_market1501")
+    whole = e.embed(real_crops, batch_size=48)
+    parts = e.embed(real_crops, batch_size=7)
+    assert np.abs(whole - parts).max() < 1e-4
+
+
+def test_flip_averaging(real_crops):
+    plain = load_embedder("osnet_x0_25_msmt17").embed(real_crops)
+    flipped = load_embedder("osnet_x0_25_msmt17", flip=True).embed(real_crops)
+    cos = (plain * flipped).sum(1)
+    assert np.allclose(np.linalg.norm(flipped, axis=1), 1, atol=1e-5)
+    assert 0.8 < cos.min() < 0.99999  # close to the plain feature, but not the same
+
+
+def test_same_person_closer_than_others(pets_store):
+    store, _ = pets_store
+    tracks = sorted(store.tracks(), key=len)[-4:]
+    feats = [store.features(t.keys) for t in tracks]
+    within = np.mean([(f @ f.T).mean() for f in feats])
+    across = np.mean([(a @ b.T).mean() for i, a in enumerate(feats) for b in feats[i + 1:]])
+    assert within > across + 0.1
+
+
+def test_intel_models_run(real_crops):
+    f = load_embedder("person-reidentification-retail-0288").embed(real_crops[:4])
+    assert f.shape == (4, 256)
+
+
+def test_bad_input_shape():
+    with pytest.raises(InputError, match="256, 128, 3"):
+        load_embedder().embed(np.zeros((2, 128, 64, 3), np.uint8))
+    with pytest.raises(InputError):
+        load_embedder().embed(np.zeros((2, 256, 128, 3), np.float32))
+    assert load_embedder().embed(np.zeros((0, 256, 128, 3), np.uint8)).shape == (0, 512)
