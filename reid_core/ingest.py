@@ -79,6 +79,7 @@ class _FrameWork:
     detections: list[Detection]
     features: np.ndarray | None = None
     assigned: list[tuple[int, int]] = field(default_factory=list)  # (detection index, tracker track number)
+    pending: bytes = b""  # the tracker's input for this frame, kept until the run completes
 
 
 class Models:
@@ -99,10 +100,12 @@ def _run_id(video_id: str, from_frame: int, to_frame: int, stride: int, settings
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def _pack_pending(work: _FrameWork) -> bytes:
+def _pack_pending(work: _FrameWork, zero_weak: float) -> bytes:
     buf = io.BytesIO()
     dets = np.array([[d.box.x, d.box.y, d.box.w, d.box.h, d.score] for d in work.detections], np.float64)
-    np.savez(buf, dets=dets.reshape(-1, 5), feats=work.features)
+    feats = work.features.copy()
+    feats[[d.score < zero_weak for d in work.detections]] = 0
+    np.savez(buf, dets=dets.reshape(-1, 5), feats=feats)
     return buf.getvalue()
 
 
@@ -154,15 +157,29 @@ def _detected_chunks(path: str, from_frame: int, to_frame: int, stride: int, det
 
 
 def _embed_and_track(chunk: list[_FrameWork], embedder: Embedder, tracker: Tracker) -> None:
-    """Embed every detection of the chunk in batches, then track frame by frame (the tracker gates on appearance)."""
-    patches = [crop_ops.to_model_input(crop_ops.cut(w.image, d.box)) for w in chunk for d in w.detections]
-    feats = embedder.embed(np.stack(patches)) if patches else np.zeros((0, embedder.dim), np.float32)
-    start = 0
+    """Embed the chunk's confident detections in batches, track frame by frame (the tracker gates on appearance),
+    then embed the weak detections the tracker kept. Weak boxes are only matched by IoU, so embedding them all up
+    front would spend a third of the embedder's time on boxes that are mostly discarded."""
+    strong = tracker.config.track_high_thresh
+    todo = [(w, i) for w in chunk for i, d in enumerate(w.detections) if d.score >= strong]
+    feats = _embed(embedder, [(w.image, w.detections[i].box) for w, i in todo])
     for work in chunk:
-        n = len(work.detections)
-        work.features = feats[start:start + n]
-        start += n
+        work.features = np.zeros((len(work.detections), embedder.dim), np.float32)
+    for (work, i), f in zip(todo, feats):
+        work.features[i] = f
+    for work in chunk:
         work.assigned = tracker.update(work.detections, work.features)
+    late = [(w, i) for w in chunk for i, _ in w.assigned if w.detections[i].score < strong]
+    for (work, i), f in zip(late, _embed(embedder, [(w.image, w.detections[i].box) for w, i in late])):
+        work.features[i] = f  # after tracking: the tracker saw zeros for these, and the replay must too
+    for work in chunk:  # what resume replays: exactly what the tracker was given
+        work.pending = _pack_pending(work, zero_weak=strong)
+
+
+def _embed(embedder: Embedder, items: list[tuple[np.ndarray, Box]]) -> np.ndarray:
+    if not items:
+        return np.zeros((0, embedder.dim), np.float32)
+    return embedder.embed(np.stack([crop_ops.to_model_input(crop_ops.cut(image, box)) for image, box in items]))
 
 
 def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int | None = None, stride: int = 1,
@@ -269,7 +286,7 @@ def _commit_chunk(store: Store, run: RunRecord, video: VideoRecord, chunk: list[
     with store.write() as txn:
         per_track: dict[int, list[str]] = {}
         for work in chunk:
-            store.put_pending(txn, run.run_id, work.frame, _pack_pending(work))
+            store.put_pending(txn, run.run_id, work.frame, work.pending)
             for di, tid in work.assigned:
                 det = work.detections[di]
                 store_tid = run.track_map.get(str(tid))

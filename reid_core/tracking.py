@@ -47,6 +47,17 @@ def _gated_botsort(config: TrackerConfig):
     from ultralytics.utils import IterableSimpleNamespace
 
     class GatedBoTSORT(BOTSORT):
+        def init_track(self, results, img=None):
+            # An all-zero row means "not embedded" (weak boxes, matched by IoU only): no feature, rather than a
+            # zero vector that would turn the track's smoothed feature into NaN.
+            if isinstance(img, np.ndarray) and len(img) and not np.abs(img).sum(axis=1).all():
+                tracks = super().init_track(results, None)
+                for track, feat in zip(tracks, img):
+                    if np.any(feat):
+                        track.update_features(feat)
+                return tracks
+            return super().init_track(results, img)
+
         def get_dists(self, tracks, detections):
             dists = matching.iou_distance(tracks, detections)
             if self.args.fuse_score:
@@ -80,7 +91,8 @@ class Tracker:
     def update(self, detections: list[Detection], features: np.ndarray | None = None) -> list[tuple[int, int]]:
         """(index into `detections`, track number) for every detection assigned to a confirmed track.
 
-        `features`: one L2-normalised row per detection (needed when the appearance gate is on).
+        `features`: one L2-normalised row per detection (needed when the appearance gate is on); an all-zero row
+        for a weak detection (score below track_high_thresh), which is only ever matched by IoU.
         """
         if detections:
             xywh = np.array([[d.box.x + d.box.w / 2, d.box.y + d.box.h / 2, d.box.w, d.box.h] for d in detections],
