@@ -10,8 +10,10 @@ app = typer.Typer(help="reid-studio: person re-identification over video.", no_a
 
 # Each module adds its commands to `app`; the order here is the order of `reid --help`.
 from reid_core.cli import ingest as _ingest  # noqa: E402
+from reid_core.cli import search_text as _search_text  # noqa: E402
+from reid_core.cli import eval as _eval  # noqa: E402
 
-for _module in (_ingest,):
+for _module in (_ingest, _search_text, _eval):
     _module.register(app)
 
 

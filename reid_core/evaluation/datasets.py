@@ -1,0 +1,396 @@
+"""What `reid eval` scores: Market-1501-style folders, MOTChallenge sequences turned into a ReID protocol, and plain
+feature files. Each loader returns query and gallery `Items` (person ids, camera ids and where each crop comes from);
+the runner embeds them.
+"""
+from __future__ import annotations
+
+import configparser
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from reid_core import crops as crop_ops
+from reid_core.errors import InputError
+from reid_core.types import Box
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
+MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")  # 0001_c1s1_001051_00.jpg, Duke 0005_c2_f0046985.jpg, MSMT 0000_c01_...
+
+
+@dataclass
+class Items:
+    """One side (query or gallery) of a protocol: parallel arrays, one entry per crop."""
+
+    pids: np.ndarray  # int64 person ids (-1 junk, 0 distractor in Market; >= 1 for real people)
+    camids: np.ndarray  # int64 camera ids (pseudo-cameras for MOT)
+    paths: list[str] = field(default_factory=list)  # image files (Market layout)
+    frames: np.ndarray | None = None  # 0-based decoded frame per crop (MOT)
+    boxes: list[Box] = field(default_factory=list)  # MOT
+    tracks: np.ndarray | None = None  # gt track id per crop (MOT), for the oracle-tracking row only
+
+    def __len__(self) -> int:
+        return len(self.pids)
+
+
+@dataclass(frozen=True)
+class MotSequence:
+    """A MOTChallenge sequence folder, resolved: where frames and ground truth are, and how long it is."""
+
+    root: Path
+    name: str
+    video: Path | None  # a video file, or None when frames are images in img1/
+    image_dir: Path | None
+    gt_path: Path
+    persons_path: Path | None
+    num_frames: int
+
+
+@dataclass(frozen=True)
+class GtBox:
+    frame: int  # 1-based, as in gt.txt
+    track: int
+    box: Box
+
+
+@dataclass
+class MotProtocol:
+    sequence: MotSequence
+    query: Items
+    gallery: Items
+    chunk_frames: int  # length of one pseudo-camera
+    num_cameras: int
+    identity: str  # "person" (persons.json) or "track"
+    boxes: list[GtBox]  # every usable gt box (>= MIN_HEIGHT), for oracle track features
+    box_pids: np.ndarray  # pid of each of `boxes`
+    box_cams: np.ndarray
+    skipped_small: int
+    skipped_ignored: int
+    persons: dict[int, str]  # pid -> person name (or "track N")
+
+    def counts(self) -> dict[str, int]:
+        return {"queries": len(self.query), "gallery": len(self.gallery), "identities": len(set(self.box_pids)),
+                "query_identities": len(set(self.query.pids.tolist())), "cameras": self.num_cameras,
+                "chunk_frames": self.chunk_frames, "gt_boxes_used": len(self.boxes),
+                "gt_boxes_too_small": self.skipped_small, "gt_rows_ignored": self.skipped_ignored}
+
+
+@dataclass
+class MarketSplit:
+    root: Path
+    query: Items
+    gallery: Items
+    dropped_junk: int
+
+
+# ---------------------------------------------------------------- Market-1501 layout
+
+
+def _market_items(folder: Path) -> tuple[Items, int]:
+    paths, pids, cams, junk = [], [], [], 0
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        m = MARKET_NAME.match(p.name)
+        if not m:
+            raise InputError(f"{p}: the name does not start with PID_cCAM (e.g. 0001_c1s1_001051_00.jpg); is "
+                             f"this a Market-1501 style folder?")
+        pid, cam = int(m.group(1)), int(m.group(2))
+        if pid == -1:  # junk boxes: dropped from both sides, as the benchmark's own code and torchreid do
+            junk += 1
+            continue
+        paths.append(str(p))
+        pids.append(pid)
+        cams.append(cam)
+    return Items(np.array(pids, np.int64), np.array(cams, np.int64), paths), junk
+
+
+def load_market(root: str | Path) -> MarketSplit:
+    """`query/` and `bounding_box_test/` of a Market-1501 style dataset (DukeMTMC-reID, MSMT17, CUHK03 converted)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    query_dir, gallery_dir = root / "query", root / "bounding_box_test"
+    missing = [d.name for d in (query_dir, gallery_dir) if not d.is_dir()]
+    if missing:
+        raise InputError(f"{root}: missing {', '.join(missing)}/ (a Market-1501 layout has query/ and "
+                         f"bounding_box_test/)")
+    query, jq = _market_items(query_dir)
+    gallery, jg = _market_items(gallery_dir)
+    if len(query) == 0 or len(gallery) == 0:
+        raise InputError(f"{root}: no images in query/ ({len(query)}) or bounding_box_test/ ({len(gallery)})")
+    return MarketSplit(root, query, gallery, jq + jg)
+
+
+def read_images(paths: list[str]) -> np.ndarray:
+    """Image files -> (N, 256, 128, 3) RGB uint8 model inputs."""
+    out = np.empty((len(paths), crop_ops.CROP_H, crop_ops.CROP_W, 3), np.uint8)
+    for i, p in enumerate(paths):
+        image = cv2.imread(p, cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{p}: not a readable image")
+        out[i] = crop_ops.to_model_input(image)
+    return out
+
+
+# ---------------------------------------------------------------- MOTChallenge as ReID
+
+MIN_HEIGHT = 32  # px: smaller boxes are too few pixels to identify anyone
+NUM_CAMERAS = 8  # time chunks standing in for cameras
+MIN_QUERY_BOXES = 3
+GALLERY_STEP = 5
+SHORT_SEQUENCE = 400  # frames; shorter sequences keep every box in the gallery
+
+
+def find_sequence(root: str | Path) -> MotSequence:
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    gt_path = next((p for p in (root / "gt" / "gt.txt", root / "gt.txt") if p.is_file()), None)
+    if gt_path is None:
+        raise InputError(f"{root}: no ground truth (expected gt/gt.txt or gt.txt in MOTChallenge format)")
+    image_dir = root / "img1" if (root / "img1").is_dir() else None
+    video = None
+    if image_dir is None or not any(image_dir.iterdir()):
+        image_dir = None
+        videos = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not videos:
+            raise InputError(f"{root}: no frames (expected img1/ with images, or one video file)")
+        if len(videos) > 1:
+            raise InputError(f"{root}: several videos ({', '.join(v.name for v in videos)}); keep one per sequence")
+        video = videos[0]
+    info = configparser.ConfigParser()
+    name, num_frames = root.name, 0
+    if (root / "seqinfo.ini").is_file():
+        info.read(root / "seqinfo.ini")
+        name = info.get("Sequence", "name", fallback=name)
+        num_frames = info.getint("Sequence", "seqLength", fallback=0)
+    if num_frames <= 0:
+        if video is not None:
+            from reid_core.video import probe
+
+            num_frames = probe(video).frame_count
+        else:
+            num_frames = sum(1 for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    persons = root / "persons.json"
+    return MotSequence(root, name, video, image_dir, gt_path, persons if persons.is_file() else None, num_frames)
+
+
+def read_gt(path: Path) -> tuple[list[GtBox], int]:
+    """Person boxes of a MOTChallenge gt.txt, and how many rows were ignore rows or other classes.
+
+    MOT16+ gt marks rows to ignore with conf 0 and gives a class in column 8 (1 = pedestrian); MOT15 files (like
+    PETS09-S2L1) put world coordinates there instead, so the class is only read when the column holds integers.
+    """
+    try:
+        raw = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as e:
+        raise InputError(f"{path}: not a MOTChallenge gt file (frame,id,left,top,width,height,...): {e}") from e
+    if raw.size == 0:
+        raise InputError(f"{path}: the ground truth is empty")
+    if raw.shape[1] < 6:
+        raise InputError(f"{path}: expected at least 6 comma-separated columns, got {raw.shape[1]}")
+    keep = np.ones(len(raw), bool)
+    if raw.shape[1] >= 7:
+        keep &= raw[:, 6] != 0
+    if raw.shape[1] >= 9:
+        cls = raw[:, 7]
+        if np.all(cls == np.round(cls)) and np.all((cls >= 1) & (cls <= 12)):
+            keep &= cls == 1
+    rows = raw[keep]
+    boxes = [GtBox(int(r[0]), int(r[1]), Box(float(r[2]), float(r[3]), float(r[4]), float(r[5]))) for r in rows]
+    return boxes, int((~keep).sum())
+
+
+def read_persons(path: Path) -> dict[int, str]:
+    """persons.json ({"persons": {name: [gt track ids]}}) -> {track id: person name}."""
+    try:
+        persons = json.loads(path.read_text())["persons"]
+        out: dict[int, str] = {}
+        for name, tracks in persons.items():
+            for t in tracks:
+                if int(t) in out:
+                    raise InputError(f"{path}: track {t} is listed under both {out[int(t)]!r} and {name!r}")
+                out[int(t)] = str(name)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: expected {{\"persons\": {{\"name\": [track ids]}}}}: {e}") from e
+    return out
+
+
+def load_mot(root: str | Path, use_persons: bool = True) -> MotProtocol:
+    """The MOTChallenge-as-ReID protocol of a sequence (see docs/evaluation.md).
+
+    - gt boxes under 32 px tall are skipped;
+    - pseudo-camera = time chunk of ceil(frames / 8) frames;
+    - query = the median-frame box of every (identity, chunk) with at least 3 boxes (the lower median for an even
+      count, so it is always a real box);
+    - gallery = every box whose gt frame number % 5 == 0 (every box when the sequence has <= 400 frames), minus
+      the queries;
+    - identity = the person from persons.json when the folder has one (re-entries are the same person, so a query
+      must find the person's other visits), else the gt track id.
+    """
+    seq = find_sequence(root)
+    all_boxes, ignored = read_gt(seq.gt_path)
+    boxes = [b for b in all_boxes if b.box.h >= MIN_HEIGHT]
+    small = len(all_boxes) - len(boxes)
+    if not boxes:
+        raise InputError(f"{seq.gt_path}: no person box is {MIN_HEIGHT} px tall or more")
+    num_frames = max(seq.num_frames, max(b.frame for b in boxes))
+    chunk = math.ceil(num_frames / NUM_CAMERAS)
+
+    identity = "track"
+    names: dict[int, str] = {}
+    track_pid: dict[int, int] = {}
+    tracks = sorted({b.track for b in boxes})
+    if use_persons and seq.persons_path is not None:
+        identity = "person"
+        mapping = read_persons(seq.persons_path)
+        person_names = sorted(set(mapping.values()))
+        pid_of = {n: i + 1 for i, n in enumerate(person_names)}
+        for t in tracks:
+            if t in mapping:
+                track_pid[t] = pid_of[mapping[t]]
+            else:  # a track persons.json does not mention is its own person rather than a silent drop
+                track_pid[t] = len(person_names) + 1 + len([k for k in track_pid if k not in mapping])
+        names = {pid_of[n]: n for n in person_names}
+        names.update({track_pid[t]: f"track {t}" for t in tracks if t not in mapping})
+    else:
+        track_pid = {t: t for t in tracks}
+        names = {t: f"track {t}" for t in tracks}
+
+    pids = np.array([track_pid[b.track] for b in boxes], np.int64)
+    cams = np.array([(b.frame - 1) // chunk for b in boxes], np.int64)
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, (p, c) in enumerate(zip(pids, cams)):
+        groups[(int(p), int(c))].append(i)
+    query_idx = []
+    for key in sorted(groups):
+        members = sorted(groups[key], key=lambda i: (boxes[i].frame, boxes[i].track))
+        if len(members) >= MIN_QUERY_BOXES:
+            query_idx.append(members[(len(members) - 1) // 2])
+    is_query = np.zeros(len(boxes), bool)
+    is_query[query_idx] = True
+    every = num_frames <= SHORT_SEQUENCE
+    gallery_idx = [i for i, b in enumerate(boxes) if (every or b.frame % GALLERY_STEP == 0) and not is_query[i]]
+    if not query_idx or not gallery_idx:
+        raise InputError(f"{seq.root}: the protocol gives {len(query_idx)} queries and {len(gallery_idx)} gallery "
+                         f"boxes; the sequence is too short or its boxes too small to evaluate")
+
+    def items(idx: list[int]) -> Items:
+        return Items(pids[idx], cams[idx], frames=np.array([boxes[i].frame - 1 for i in idx], np.int64),
+                     boxes=[boxes[i].box for i in idx], tracks=np.array([boxes[i].track for i in idx], np.int64))
+
+    return MotProtocol(seq, items(query_idx), items(gallery_idx), chunk, int(cams.max()) + 1, identity, boxes, pids,
+                       cams, small, ignored, names)
+
+
+def camera_frame_range(protocol: MotProtocol, cam: int) -> tuple[int, int]:
+    """0-based inclusive decoded-frame range of a pseudo-camera."""
+    start = cam * protocol.chunk_frames
+    return start, min(protocol.sequence.num_frames, start + protocol.chunk_frames) - 1
+
+
+def iter_frames(seq: MotSequence, wanted: set[int]):
+    """(0-based frame index, BGR image) for the wanted frames, in order, decoding the video once."""
+    if not wanted:
+        return
+    if seq.video is not None:
+        from reid_core.video import read_frames
+
+        last = max(wanted)
+        for index, image in read_frames(seq.video, min(wanted), last):
+            if index in wanted:
+                yield index, image
+        return
+    files = sorted(p for p in seq.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    for index in sorted(wanted):
+        if index >= len(files):
+            raise InputError(f"{seq.image_dir}: frame {index + 1} is in the gt but there are only {len(files)} images")
+        image = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{files[index]}: not a readable image")
+        yield index, image
+
+
+def cut_crops(seq: MotSequence, frames: np.ndarray, boxes: list[Box]) -> np.ndarray:
+    """Model inputs (N, 256, 128, 3) RGB for boxes in frames (0-based), decoding each needed frame once."""
+    by_frame: dict[int, list[int]] = defaultdict(list)
+    for i, f in enumerate(frames):
+        by_frame[int(f)].append(i)
+    out = np.empty((len(boxes), crop_ops.CROP_H, crop_ops.CROP_W, 3), np.uint8)
+    seen = set()
+    for index, image in iter_frames(seq, set(by_frame)):
+        for i in by_frame[index]:
+            out[i] = crop_ops.to_model_input(crop_ops.cut(image, boxes[i]))
+        seen.add(index)
+    missing = set(by_frame) - seen
+    if missing:
+        raise InputError(f"{seq.root}: frames {sorted(missing)[:5]} of the ground truth could not be decoded")
+    return out
+
+
+# ---------------------------------------------------------------- feature files
+
+NPZ_KEYS = {  # canonical name -> accepted spellings (torchreid/FastReID dumps use the short ones)
+    "query_features": ("query_features", "qf", "query_feats"),
+    "gallery_features": ("gallery_features", "gf", "gallery_feats"),
+    "query_pids": ("query_pids", "q_pids", "qpids"),
+    "gallery_pids": ("gallery_pids", "g_pids", "gpids"),
+    "query_camids": ("query_camids", "q_camids", "qcamids"),
+    "gallery_camids": ("gallery_camids", "g_camids", "gcamids"),
+}
+
+
+@dataclass
+class FeatureFile:
+    path: Path
+    query_features: np.ndarray
+    gallery_features: np.ndarray
+    query: Items
+    gallery: Items
+
+
+def load_features(path: str | Path) -> FeatureFile:
+    """An .npz with query/gallery features, person ids and camera ids (see NPZ_KEYS for the accepted names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise InputError(f"{path}: not a readable .npz file: {e}") from e
+    got = {}
+    with z:
+        for key, names in NPZ_KEYS.items():
+            name = next((n for n in names if n in z.files), None)
+            if name is None:
+                raise InputError(f"{path}: missing {key!r} (also accepted: {', '.join(names[1:])}); the file has "
+                                 f"{', '.join(z.files) or 'no arrays'}")
+            got[key] = np.asarray(z[name])
+    qf, gf = got["query_features"], got["gallery_features"]
+    if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
+        raise InputError(f"{path}: features must be 2-D with the same width, got {qf.shape} and {gf.shape}")
+    for side, feats in (("query", qf), ("gallery", gf)):
+        for what in ("pids", "camids"):
+            a = got[f"{side}_{what}"]
+            if a.ndim != 1 or len(a) != len(feats):
+                raise InputError(f"{path}: {side}_{what} must be 1-D with {len(feats)} entries, got {a.shape}")
+    if not (np.isfinite(qf).all() and np.isfinite(gf).all()):
+        raise InputError(f"{path}: the features contain NaN or infinite values")
+    q = Items(got["query_pids"].astype(np.int64), got["query_camids"].astype(np.int64))
+    g = Items(got["gallery_pids"].astype(np.int64), got["gallery_camids"].astype(np.int64))
+    return FeatureFile(path, qf.astype(np.float32), gf.astype(np.float32), q, g)
+
+
+def save_features(path: str | Path, qf: np.ndarray, gf: np.ndarray, query: Items, gallery: Items) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, query_features=qf, gallery_features=gf, query_pids=query.pids,
+                        gallery_pids=gallery.pids, query_camids=query.camids, gallery_camids=gallery.camids)
+    return path
