@@ -49,7 +49,7 @@ def test_mot_protocol_rules_on_a_short_sequence(tmp_path):
     q_keys = set(zip(p.query.tracks.tolist(), p.query.frames.tolist()))
     assert not q_keys & set(zip(p.gallery.tracks.tolist(), p.gallery.frames.tolist()))
     counts = p.counts()
-    assert counts["queries"] == 2 and counts["cameras"] == 3
+    assert counts.queries == 2 and counts.cameras == 3
 
 
 def test_long_sequences_keep_every_fifth_frame_and_persons_merge_tracks(tmp_path):
@@ -177,9 +177,38 @@ def test_cli_scores_a_feature_file(tmp_path):
     assert report["mAP"] == pytest.approx(0.75)
     assert report["dataset"]["kind"] == "features"
     assert (out / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    human = subprocess.run(reid_cli() + ["eval", "--features", str(path), "--out", str(out), "--aqe", "1"],
-                           capture_output=True, text=True, timeout=120)
-    assert human.returncode == 0 and "mAP" in human.stdout and "AQE k=1" in human.stdout
+    human = subprocess.run(reid_cli() + ["eval", "--features", str(path), "--out", str(out), "--aqe", "1", "--dba",
+                                         "1", "--rerank"], capture_output=True, text=True, timeout=120)
+    assert human.returncode == 0, human.stderr
+    assert "mAP" in human.stdout and "AQE k=1" in human.stdout and "DBA k=1" in human.stdout
+    assert "re-rank k1=20" in human.stdout
     bad = subprocess.run(reid_cli() + ["eval", "--features", str(path), "--mot", str(tmp_path), "--json"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "exactly one" in json.loads(bad.stdout)["error"]
+
+
+def test_market_folder_end_to_end(tmp_path):
+    from reid_core.evaluation.runner import DiskCache, evaluate_market
+
+    root = make_market(tmp_path / "market")
+    rng = np.random.default_rng(0)
+    for p in sorted(root.rglob("*.jpg")):  # distinct pictures, so the features differ
+        cv2.imwrite(str(p), rng.integers(0, 255, (128, 64, 3), dtype=np.uint8))
+    report = evaluate_market(root, EvalSettings(tracks="tracker"), tmp_path / "out", cache=DiskCache(None),
+                             save_features=tmp_path / "f.npz")
+    assert report.dataset.kind == "market" and report.dataset.num_query == 2 and report.dataset.num_gallery == 3
+    assert report.settings.tracks == "none" and any("need video" in n for n in report.notes)
+    assert any("junk" in n for n in report.notes)
+    assert report.rank.num_query == 2
+    again = evaluate_features(tmp_path / "f.npz")
+    assert again.rank.mAP == pytest.approx(report.rank.mAP, nan_ok=True)
+
+
+def test_report_json_has_no_nan_when_no_query_can_be_scored(tmp_path):
+    qf, gf, q, _ = tiny_features()
+    g = ds.Items(np.array([5, 6, 7, 0]), np.array([1, 1, 1, 1]))  # nobody from the queries is in the gallery
+    path = ds.save_features(tmp_path / "f.npz", qf, gf, q, g)
+    report = evaluate_features(path, EvalSettings(), tmp_path / "out")
+    d = report.to_dict()
+    assert d["mAP"] is None and d["R1"] is None and d["num_skipped"] == 2
+    json.loads((tmp_path / "out" / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))

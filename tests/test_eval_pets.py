@@ -22,11 +22,11 @@ def test_pets_protocol_counts():
     c = p.counts()
     assert p.identity == "person"
     # 795 frames -> 8 pseudo-cameras of 100 frames; 174 gt rows are flagged 0 (ignored), none is under 32 px
-    assert (c["cameras"], c["chunk_frames"], c["gt_boxes_used"], c["gt_rows_ignored"]) == (8, 100, 4476, 174)
-    assert (c["queries"], c["gallery"], c["identities"], c["query_identities"]) == (56, 871, 10, 10)
+    assert (c.cameras, c.chunk_frames, c.gt_boxes_used, c.gt_rows_ignored) == (8, 100, 4476, 174)
+    assert (c.queries, c.gallery, c.identities, c.query_identities) == (56, 871, 10, 10)
     assert np.all((p.gallery.frames + 1) % 5 == 0)
     by_track = load_mot(PETS, use_persons=False).counts()
-    assert (by_track["queries"], by_track["gallery"], by_track["identities"]) == (59, 869, 19)
+    assert (by_track.queries, by_track.gallery, by_track.identities) == (59, 869, 19)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,15 @@ def test_per_crop_osnet_msmt17_openvino(baseline):
     assert saved["mAP"] == pytest.approx(r.mAP)
     for png in ("cmc.png", "roc.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_saved_features_score_the_same(pets_eval, tmp_path):
+    from reid_core.evaluation.runner import evaluate_features
+
+    first = pets_eval.run(EvalSettings(), save_features=tmp_path / "pets.npz", with_verification=False)
+    again = evaluate_features(tmp_path / "pets.npz")
+    assert again.rank.mAP == pytest.approx(first.rank.mAP, abs=1e-12)
+    assert again.rank.mINP == pytest.approx(first.rank.mINP, abs=1e-12)
 
 
 def test_real_matrices_match_torchreid(pets_eval):

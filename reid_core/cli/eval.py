@@ -34,6 +34,8 @@ def eval_cmd(
     shortlist: Annotated[int | None, typer.Option(help="Re-rank only each query's N nearest gallery items "
                                                   "(bounded memory); 0 = exact.")] = None,
     aqe: Annotated[int | None, typer.Option(help="Average query expansion with K gallery neighbours.")] = None,
+    dba: Annotated[int | None, typer.Option(help="Database-side augmentation: each gallery item averaged with "
+                                            "its K nearest gallery items.")] = None,
     tracks: Annotated[str | None, typer.Option(help="Track-level features: none, tracker (the project's "
                                                "tracker) or oracle (gt tracks; an upper bound).")] = None,
     track_weight: Annotated[float | None, typer.Option("--track-weight", help="Weight of the track mean "
@@ -57,7 +59,8 @@ def eval_cmd(
     if len(sources) != 1:
         raise InputError("give exactly one of --mot DIR, --market DIR or --features FILE.npz")
     chosen = {"models": tuple(model) if model else None, "backend": backend, "flip": flip, "rerank": rerank,
-              "shortlist": shortlist, "aqe": aqe, "tracks": tracks, "track_weight": track_weight, "metric": metric}
+              "shortlist": shortlist, "aqe": aqe, "dba": dba, "tracks": tracks, "track_weight": track_weight,
+              "metric": metric}
     given = {k: v for k, v in chosen.items() if v is not None}
     if best:
         if given:
@@ -109,6 +112,6 @@ def _table(report) -> str:
     t = report.timings
     console.print(f"time: {t.total_s:.1f} s (embedding {t.embed_s:.1f} s, tracking {t.track_s:.1f} s, "
                   f"scoring {t.score_s:.2f} s)")
-    for k, v in report.files.items():
+    for k, v in report.files.written():
         console.print(f"{k}: {v}")
     return buf.getvalue().rstrip()

@@ -59,6 +59,19 @@ class GtBox:
     box: Box
 
 
+@dataclass(frozen=True)
+class ProtocolCounts:
+    queries: int
+    gallery: int
+    identities: int
+    query_identities: int
+    cameras: int
+    chunk_frames: int
+    gt_boxes_used: int
+    gt_boxes_too_small: int
+    gt_rows_ignored: int  # conf-0 "ignore" rows and non-pedestrian classes
+
+
 @dataclass
 class MotProtocol:
     sequence: MotSequence
@@ -74,11 +87,12 @@ class MotProtocol:
     skipped_ignored: int
     persons: dict[int, str]  # pid -> person name (or "track N")
 
-    def counts(self) -> dict[str, int]:
-        return {"queries": len(self.query), "gallery": len(self.gallery), "identities": len(set(self.box_pids)),
-                "query_identities": len(set(self.query.pids.tolist())), "cameras": self.num_cameras,
-                "chunk_frames": self.chunk_frames, "gt_boxes_used": len(self.boxes),
-                "gt_boxes_too_small": self.skipped_small, "gt_rows_ignored": self.skipped_ignored}
+    def counts(self) -> ProtocolCounts:
+        return ProtocolCounts(queries=len(self.query), gallery=len(self.gallery),
+                              identities=len(set(self.box_pids.tolist())),
+                              query_identities=len(set(self.query.pids.tolist())), cameras=self.num_cameras,
+                              chunk_frames=self.chunk_frames, gt_boxes_used=len(self.boxes),
+                              gt_boxes_too_small=self.skipped_small, gt_rows_ignored=self.skipped_ignored)
 
 
 @dataclass

@@ -33,6 +33,7 @@ TRACK_MODES = ("none", "tracker", "oracle")
 EXACT_RERANK_LIMIT = 12_000  # query + gallery items; above it the dense (Q+G)^2 matrices pass ~2 GB
 DEFAULT_SHORTLIST = 100
 EMBED_CHUNK = 512  # images decoded and embedded at a time for image datasets (bounded memory)
+CROP_MEMO_BYTES = 1 << 29  # decoded crops kept in memory between models up to 512 MiB (about 5,000 crops)
 
 Log = Callable[[str], None]
 
@@ -57,6 +58,7 @@ class EvalSettings:
     lambda_value: float = 0.3
     shortlist: int = 0  # 0: exact re-ranking up to EXACT_RERANK_LIMIT items, shortlist re-ranking above
     aqe: int = 0  # average query expansion with this many gallery neighbours (0: off)
+    dba: int = 0  # database-side augmentation: each gallery item averaged with this many gallery neighbours
     max_rank: int = 50
 
     def check(self) -> None:
@@ -73,8 +75,8 @@ class EvalSettings:
             raise InputError(f"tracks must be one of {', '.join(TRACK_MODES)}, got {self.tracks!r}")
         if not 0 <= self.track_weight <= 1:
             raise InputError(f"track weight must be in [0, 1], got {self.track_weight}")
-        if self.aqe < 0 or self.shortlist < 0 or self.max_rank < 1:
-            raise InputError("aqe and shortlist must be >= 0 and max_rank >= 1")
+        if self.aqe < 0 or self.dba < 0 or self.shortlist < 0 or self.max_rank < 1:
+            raise InputError("aqe, dba and shortlist must be >= 0 and max_rank >= 1")
         if self.metric not in ("cosine", "euclidean"):
             raise InputError(f"metric must be cosine or euclidean, got {self.metric!r}")
         RerankParams(self.k1, self.k2, self.lambda_value).check()
@@ -85,6 +87,8 @@ class EvalSettings:
             parts.append("flip")
         if self.tracks != "none":
             parts.append(f"{self.tracks} tracks (w={self.track_weight:g})")
+        if self.dba:
+            parts.append(f"DBA k={self.dba}")
         if self.aqe:
             parts.append(f"AQE k={self.aqe}")
         if self.rerank:
@@ -100,12 +104,13 @@ class EvalSettings:
 
 
 # The project's best inference-time settings (`reid eval --best`), chosen for what generalises, not fitted to PETS:
-# - person-reidentification-retail-0287 (Intel Open Model Zoo, OSNet-style, trained by Intel on public ReID data,
-#   never on PETS): the strongest embedder we have, per crop, on every protocol we measured;
+# - person-reidentification-retail-0287 (Intel Open Model Zoo, OSNet-style, Market-1501 mAP 76.6% as Intel
+#   publishes; its training sets are not listed, PETS is not a ReID training set): per crop, the strongest
+#   embedder we have;
 # - flip averaging: a person seen mirrored is the same person; one extra forward pass;
 # - k-reciprocal re-ranking with the paper's k1=20, k2=6, lambda=0.3, unchanged.
 # Measured and left out (docs/evaluation.md has the rows): track-level features from the project's tracker lift
-# the weak OSNet x0.25 MSMT17 a lot but slightly lower this embedder (a track mean makes every crop of a track
+# the weak OSNet x0.25 MSMT17 a lot but do not improve this embedder (a track mean makes every crop of a track
 # share one mistake, and crops the detector misses, the hardest ones, keep their own feature); ensembles with the
 # OSNet weights also scored no higher than 0287 alone.
 BEST = EvalSettings(models=("person-reidentification-retail-0287",), flip=True, rerank=True)
@@ -131,6 +136,17 @@ class DatasetInfo:
 
 
 @dataclass
+class OutputFiles:
+    report_json: str | None = None
+    cmc_png: str | None = None
+    roc_png: str | None = None
+    features: str | None = None  # --save-features
+
+    def written(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in asdict(self).items() if v is not None]
+
+
+@dataclass
 class EvalReport:
     dataset: DatasetInfo
     settings: EvalSettings
@@ -139,12 +155,12 @@ class EvalReport:
     timings: Timings
     notes: list[str] = field(default_factory=list)
     track_coverage: float | None = None  # share of crops the tracker matched (tracks="tracker")
-    files: dict[str, str] = field(default_factory=dict)
+    files: OutputFiles = field(default_factory=OutputFiles)
 
     def to_dict(self) -> dict:
         r = self.rank
-        out = {"mAP": r.mAP, "R1": r.rank(1), "R5": r.rank(5), "R10": r.rank(10), "R20": r.rank(20),
-               "mINP": r.mINP, "cmc": [float(x) for x in r.cmc],
+        out = {"mAP": _num(r.mAP), "R1": _num(r.rank(1)), "R5": _num(r.rank(5)), "R10": _num(r.rank(10)),
+               "R20": _num(r.rank(20)), "mINP": _num(r.mINP), "cmc": [_num(x) for x in r.cmc],
                "num_query": r.num_query, "num_evaluated": r.num_evaluated, "num_skipped": r.num_skipped,
                "num_gallery": self.dataset.num_gallery}
         v = self.verification
@@ -164,8 +180,29 @@ class EvalReport:
             out["track_coverage"] = self.track_coverage
         out["timings"] = asdict(self.timings)
         out["notes"] = list(self.notes)
-        out["files"] = dict(self.files)
+        out["files"] = dict(self.files.written())
         return out
+
+
+def _num(x: float) -> float | None:
+    """JSON has no NaN: a metric with no evaluated query is null."""
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+@dataclass(frozen=True)
+class TrackMeans:
+    """Predicted-track mean features per query and gallery crop; rows where `*_matched` is False are unused."""
+
+    query: np.ndarray
+    gallery: np.ndarray
+    query_matched: np.ndarray
+    gallery_matched: np.ndarray
+
+    @property
+    def coverage(self) -> float:
+        n = len(self.query_matched) + len(self.gallery_matched)
+        return float(self.query_matched.sum() + self.gallery_matched.sum()) / max(n, 1)
 
 
 @dataclass(frozen=True)
@@ -180,7 +217,9 @@ class Scored:
 
 def score(qf: np.ndarray, gf: np.ndarray, query: ds.Items, gallery: ds.Items, settings: EvalSettings,
           with_verification: bool = True) -> Scored:
-    """Query expansion, distances, optional re-ranking, rank metrics and the verification view."""
+    """Query/gallery expansion, distances, optional re-ranking, rank metrics and the verification view."""
+    if settings.dba:
+        gf = feat.database_augmentation(gf, settings.dba)
     if settings.aqe:
         qf = feat.average_query_expansion(qf, gf, settings.aqe)
     d = distance(qf, gf, settings.metric)
@@ -281,6 +320,7 @@ class Embeddings:
         self.cache = cache
         self.log = log
         self.seconds = 0.0
+        self._memo: dict[str, np.ndarray] = {}  # this process's results, also when the disk cache is off
 
     def get(self, model: str, backend: str, flip: bool, source_key: str,
             crops: Callable[[], np.ndarray]) -> np.ndarray:
@@ -294,8 +334,11 @@ class Embeddings:
 
     def _side(self, model: str, backend: str, mirrored: bool, source_key: str, crops) -> np.ndarray:
         key = DiskCache.key("embed", _model_id(model, backend), mirrored, source_key)
-        got = self.cache.get_array(key)
+        got = self._memo.get(key)
+        if got is None:
+            got = self.cache.get_array(key)
         if got is not None:
+            self._memo[key] = got
             return got
         t = time.perf_counter()
         c = crops()
@@ -306,6 +349,7 @@ class Embeddings:
         out = embedder.embed(c)
         self.seconds += time.perf_counter() - t
         self.cache.put_array(key, out)
+        self._memo[key] = out
         return out
 
 
@@ -348,9 +392,12 @@ class MotEvaluation:
 
     def _crops(self, name: str, frames: np.ndarray, boxes: list[Box]) -> Callable[[], np.ndarray]:
         def make() -> np.ndarray:
-            if name not in self._crop_memo:
-                self._crop_memo[name] = ds.cut_crops(self.seq, frames, boxes)
-            return self._crop_memo[name]
+            if name in self._crop_memo:
+                return self._crop_memo[name]
+            crops = ds.cut_crops(self.seq, frames, boxes)
+            if crops.nbytes <= CROP_MEMO_BYTES:  # kept for the mirrored pass and other models; big sets re-decode
+                self._crop_memo[name] = crops
+            return crops
 
         return make
 
@@ -439,9 +486,8 @@ class MotEvaluation:
         tmp.replace(path)
         return path
 
-    def tracker_means(self, model: str, settings: EvalSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                         np.ndarray, int]:
-        """(query means, gallery means, query matched?, gallery matched?, matched count) from predicted tracks."""
+    def tracker_means(self, model: str, settings: EvalSettings) -> TrackMeans:
+        """Each crop's predicted-track mean feature (within its pseudo-camera), where the tracker matched it."""
         p = self.protocol
         tracks = self.tracks()
         flat: list[Track] = [t for cam in tracks for t in cam]
@@ -450,8 +496,8 @@ class MotEvaluation:
         owner = np.array([i for i, t in enumerate(flat) for _ in t.frames], np.int64)
         if len(boxes) == 0:  # nobody detected: every crop keeps its own feature
             dim = self.item_features(model, settings)[0].shape[1]
-            return (np.zeros((len(p.query), dim), np.float32), np.zeros((len(p.gallery), dim), np.float32),
-                    np.zeros(len(p.query), bool), np.zeros(len(p.gallery), bool), 0)
+            return TrackMeans(np.zeros((len(p.query), dim), np.float32), np.zeros((len(p.gallery), dim), np.float32),
+                              np.zeros(len(p.query), bool), np.zeros(len(p.gallery), bool))
         f = self._features(model, settings, "track-boxes", frames, boxes)
         means = feat.group_means(f, owner)
         track_mean = np.zeros((len(flat), f.shape[1]), np.float32)
@@ -471,9 +517,9 @@ class MotEvaluation:
                 ok[sel[hit]] = True
             return out, ok
 
-        qm, qok = side(p.query)
-        gm, gok = side(p.gallery)
-        return qm, gm, qok, gok, int(qok.sum() + gok.sum())
+        qm, q_ok = side(p.query)
+        gm, g_ok = side(p.gallery)
+        return TrackMeans(qm, gm, q_ok, g_ok)
 
     # -- putting it together
 
@@ -487,13 +533,15 @@ class MotEvaluation:
                 qm, gm = self.oracle_means(model, settings)
                 qf, gf = feat.blend(qf, qm, settings.track_weight), feat.blend(gf, gm, settings.track_weight)
             elif settings.tracks == "tracker":
-                qm, gm, qok, gok, matched = self.tracker_means(model, settings)
+                tm = self.tracker_means(model, settings)
                 qf, gf = qf.copy(), gf.copy()
-                if qok.any():
-                    qf[qok] = feat.blend(qf[qok], qm[qok], settings.track_weight)
-                if gok.any():
-                    gf[gok] = feat.blend(gf[gok], gm[gok], settings.track_weight)
-                coverage = matched / (len(qf) + len(gf))
+                if tm.query_matched.any():
+                    qf[tm.query_matched] = feat.blend(qf[tm.query_matched], tm.query[tm.query_matched],
+                                                      settings.track_weight)
+                if tm.gallery_matched.any():
+                    gf[tm.gallery_matched] = feat.blend(gf[tm.gallery_matched], tm.gallery[tm.gallery_matched],
+                                                        settings.track_weight)
+                coverage = tm.coverage
             qs.append(qf)
             gs.append(gf)
         return _ensemble(qs), _ensemble(gs), coverage
@@ -510,10 +558,10 @@ class MotEvaluation:
         t2 = time.perf_counter()
         counts = p.counts()
         info = DatasetInfo("mot", self.seq.name, str(self.seq.root), len(p.query), len(p.gallery), p.identity,
-                           tuple(counts.items()))
+                           tuple(asdict(counts).items()))
         notes = []
         if p.identity == "person":
-            notes.append(f"identities are persons from {self.seq.persons_path.name} ({counts['identities']}), so a "
+            notes.append(f"identities are persons from {self.seq.persons_path.name} ({counts.identities}), so a "
                          f"query must also find the person's other visits")
         if settings.tracks == "tracker" and coverage is not None:
             notes.append(f"the project tracker (run on each pseudo-camera separately) matched {coverage:.1%} of the "
@@ -521,7 +569,7 @@ class MotEvaluation:
         timings = Timings(self.embeddings.seconds - e0, self.track_seconds - tr0, t2 - t1, t2 - t0)
         report = EvalReport(info, settings, scored.rank, scored.verification, timings, notes, coverage)
         if save_features is not None:
-            report.files["features"] = str(ds.save_features(save_features, qf, gf, p.query, p.gallery))
+            report.files.features = str(ds.save_features(save_features, qf, gf, p.query, p.gallery))
         if out_dir is not None:
             write_outputs(report, out_dir)
         return report
@@ -578,7 +626,7 @@ def evaluate_market(root: str | Path, settings: EvalSettings = EvalSettings(), o
     report = EvalReport(info, settings, scored.rank, scored.verification, Timings(emb.seconds, 0.0, t2 - t1, t2 - t0),
                         notes)
     if save_features is not None:
-        report.files["features"] = str(ds.save_features(save_features, qf, gf, split.query, split.gallery))
+        report.files.features = str(ds.save_features(save_features, qf, gf, split.query, split.gallery))
     if out_dir is not None:
         write_outputs(report, out_dir)
     return report
@@ -586,7 +634,7 @@ def evaluate_market(root: str | Path, settings: EvalSettings = EvalSettings(), o
 
 def evaluate_features(path: str | Path, settings: EvalSettings = EvalSettings(),
                       out_dir: str | Path | None = None) -> EvalReport:
-    """Score a feature file; only the scoring-side settings (metric, AQE, re-ranking) apply."""
+    """Score a feature file; only the scoring-side settings (metric, AQE, DBA, re-ranking) apply."""
     settings.check()
     t0 = time.perf_counter()
     ff = ds.load_features(path)
@@ -613,12 +661,12 @@ def write_outputs(report: EvalReport, out_dir: str | Path) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     label = f"{report.dataset.name}: {report.settings.label()}"
-    report.files["cmc_png"] = str(plots.plot_cmc([plots.cmc_curve(label, report.rank.cmc)], out / "cmc.png",
+    report.files.cmc_png = str(plots.plot_cmc([plots.cmc_curve(label, report.rank.cmc)], out / "cmc.png",
                                                  f"CMC, {report.dataset.name}"))
     if report.verification is not None:
-        report.files["roc_png"] = str(plots.plot_roc([plots.roc_curve(label, report.verification.roc)],
+        report.files.roc_png = str(plots.plot_roc([plots.roc_curve(label, report.verification.roc)],
                                                      out / "roc.png", f"ROC, {report.dataset.name}"))
-    report.files["report_json"] = str(out / "report.json")
+    report.files.report_json = str(out / "report.json")
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
 
 

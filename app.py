@@ -1,0 +1,50 @@
+"""reid-studio Gradio app (Hugging Face Spaces style): a thin shell over reid_core.
+
+    python app.py          # or `make run`; REID_STORE=DIR for another store, REID_AUTH=user:pass for a login
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import reid_core  # noqa: F401  (offline switches before gradio is imported)
+import gradio as gr
+
+from reid_core.store import Store
+from ui import ingest as ingest_tab
+from ui import search_text as search_text_tab
+
+TITLE = "reid-studio: find the same person again across video"
+
+
+def build_app(store_path: str | Path | None = None) -> gr.Blocks:
+    path = Path(store_path or os.environ.get("REID_STORE") or "gallery")
+
+    def get_store() -> Store:
+        return Store(path)
+
+    with gr.Blocks(title="reid-studio") as demo:
+        gr.Markdown(f"# {TITLE}\nStore: `{path}`")
+        with gr.Tab("Ingest"):
+            ingest_tab.build(get_store)
+        with gr.Tab("Search"):
+            search_text_tab.build(get_store)
+    return demo
+
+
+def _auth():
+    spec = os.environ.get("REID_AUTH")
+    if spec and ":" in spec:
+        user, password = spec.split(":", 1)
+        return [(user, password)]
+    file = os.environ.get("REID_AUTH_FILE")
+    if file:
+        pairs = [line.strip().split(":", 1) for line in Path(file).read_text().splitlines() if ":" in line]
+        return [(u, p) for u, p in pairs]
+    return None
+
+
+if __name__ == "__main__":
+    build_app().queue(default_concurrency_limit=2).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), auth=_auth(), show_error=False)

@@ -1,0 +1,52 @@
+"""The app's Ingest tab: upload a video, pick a frame range, store its people (with a progress bar)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from reid_core.errors import ReidError
+from reid_core.ingest import ingest
+from reid_core.video import probe
+
+
+def _range_info(video: str | None) -> str:
+    if not video:
+        return "Upload a video (mp4, avi, mkv, mov)."
+    try:
+        info = probe(video)
+    except ReidError as e:
+        return f"**Cannot use this file:** {e}"
+    return (f"{Path(video).name}: {info.frame_count} frames (0..{info.frame_count - 1}), {info.fps:.1f} fps, "
+            f"{info.width}x{info.height}")
+
+
+def build(get_store: Callable[[], object]) -> None:
+    with gr.Row():
+        video = gr.Video(label="Video", sources=["upload"])
+        with gr.Column():
+            summary = gr.Markdown("Upload a video (mp4, avi, mkv, mov).")
+            camera = gr.Textbox(label="Camera / source name (default: file name)")
+            with gr.Row():
+                from_frame = gr.Number(label="From frame (0-based)", value=0, precision=0, minimum=0)
+                to_frame = gr.Number(label="To frame (inclusive, empty = end)", value=None, precision=0, minimum=0)
+            stride = gr.Number(label="Every K-th frame", value=1, precision=0, minimum=1)
+            go = gr.Button("Ingest", variant="primary")
+    result = gr.Markdown()
+    video.change(_range_info, video, summary, api_name=False)
+
+    def run(video_path, camera_name, start, stop, step, progress=gr.Progress()):
+        if not video_path:
+            return "**Upload a video first.**"
+        try:
+            res = ingest(video_path, get_store(), camera=camera_name or None, from_frame=int(start or 0),
+                         to_frame=None if stop in (None, "") else int(stop), stride=int(step or 1),
+                         progress=lambda done, total: progress(done / max(total, 1), desc=f"frame {done}/{total}"))
+        except ReidError as e:
+            return f"**Error:** {e}"
+        verb = "Already stored" if res.reused else ("Resumed and stored" if res.resumed else "Stored")
+        return (f"**{verb}:** {res.video.camera}, frames {res.run.from_frame}..{res.run.to_frame}: "
+                f"{res.tracks} people tracks, {res.crops} crops ({res.seconds:.1f} s).")
+
+    go.click(run, [video, camera, from_frame, to_frame, stride], result, api_name="ingest")
