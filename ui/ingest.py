@@ -4,27 +4,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import gradio as gr
+import numpy as np
 
 from reid_core.errors import ReidError
 from reid_core.ingest import ingest
-from reid_core.video import probe
+from reid_core.video import probe, read_frame
 
 
-def _range_info(video: str | None) -> str:
+def _range_info(video: str | None, start) -> tuple[str, np.ndarray | None]:
+    """What the file is, and the first frame of the range as a preview (browsers cannot play many CCTV codecs,
+    so the app shows decoded frames rather than a player)."""
     if not video:
-        return "Upload a video (mp4, avi, mkv, mov)."
+        return "Upload a video (mp4, avi, mkv, mov).", None
     try:
         info = probe(video)
+        frame = read_frame(video, min(int(start or 0), info.frame_count - 1))
     except ReidError as e:
-        return f"**Cannot use this file:** {e}"
-    return (f"{Path(video).name}: {info.frame_count} frames (0..{info.frame_count - 1}), {info.fps:.1f} fps, "
+        return f"**Cannot use this file:** {e}", None
+    text = (f"{Path(video).name}: {info.frame_count} frames (0..{info.frame_count - 1}), {info.fps:.1f} fps, "
             f"{info.width}x{info.height}")
+    return text, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
 def build(get_store: Callable[[], object]) -> None:
     with gr.Row():
-        video = gr.Video(label="Video", sources=["upload"])
+        with gr.Column():
+            video = gr.File(label="Video", file_types=["video", ".avi", ".mkv", ".mov", ".mp4"], type="filepath")
+            preview = gr.Image(label="First frame of the range", interactive=False)
         with gr.Column():
             summary = gr.Markdown("Upload a video (mp4, avi, mkv, mov).")
             camera = gr.Textbox(label="Camera / source name (default: file name)")
@@ -34,7 +42,8 @@ def build(get_store: Callable[[], object]) -> None:
             stride = gr.Number(label="Every K-th frame", value=1, precision=0, minimum=1)
             go = gr.Button("Ingest", variant="primary")
     result = gr.Markdown()
-    video.change(_range_info, video, summary, api_name=False)
+    video.change(_range_info, [video, from_frame], [summary, preview], api_name=False)
+    from_frame.change(_range_info, [video, from_frame], [summary, preview], api_name=False)
 
     def run(video_path, camera_name, start, stop, step, progress=gr.Progress()):
         if not video_path:
