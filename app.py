@@ -12,6 +12,7 @@ import gradio as gr
 
 from reid_core.store import Store
 from ui import ingest as ingest_tab
+from ui import people
 from ui import search_text as search_text_tab
 
 TITLE = "reid-studio: find the same person again across video"
@@ -25,10 +26,19 @@ def build_app(store_path: str | Path | None = None) -> gr.Blocks:
 
     with gr.Blocks(title="reid-studio") as demo:
         gr.Markdown(f"# {TITLE}\nStore: `{path}`")
-        with gr.Tab("Ingest"):
-            ingest_tab.build(get_store)
+        with gr.Tab("Enroll"):
+            people.build_enroll(get_store)
+        with gr.Tab("Verify"):
+            people.build_verify(get_store)
+        with gr.Tab("Identify"):
+            people.build_identify(get_store)
         with gr.Tab("Search"):
             search_text_tab.build(get_store)
+            people.build_search_image(get_store)
+        with gr.Tab("Gallery"):
+            people.build_gallery(get_store)
+        with gr.Tab("Ingest"):
+            ingest_tab.build(get_store)
     return demo
 
 

@@ -9,11 +9,12 @@ app = typer.Typer(help="reid-studio: person re-identification over video.", no_a
                   pretty_exceptions_enable=False, add_completion=False)
 
 # Each module adds its commands to `app`; the order here is the order of `reid --help`.
+from reid_core.cli import identities as _identities  # noqa: E402
 from reid_core.cli import ingest as _ingest  # noqa: E402
 from reid_core.cli import search_text as _search_text  # noqa: E402
 from reid_core.cli import eval as _eval  # noqa: E402
 
-for _module in (_ingest, _search_text, _eval):
+for _module in (_ingest, _identities, _search_text, _eval):
     _module.register(app)
 
 

@@ -1,0 +1,162 @@
+"""`reid enroll`, `reid verify`, `reid identify`, `reid search-image`, `reid gallery ...`."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
+from reid_core.errors import InputError
+from reid_core.matching import DEFAULT_THRESHOLD
+
+VideoArg = Annotated[Path, typer.Argument(help="Video file.")]
+FromOpt = Annotated[int, typer.Option("--from-frame", help="First frame, 0-based, inclusive.")]
+ToOpt = Annotated[int | None, typer.Option("--to-frame", help="Last frame, inclusive (default: end).")]
+ThresholdOpt = Annotated[float, typer.Option(help="Similarity needed for a match (cosine, 0..1).")]
+
+gallery_app = typer.Typer(help="List, rename, merge and delete enrolled identities.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("enroll")(enroll_cmd)
+    app.command("verify")(verify_cmd)
+    app.command("identify")(identify_cmd)
+    app.command("search-image")(search_image_cmd)
+    app.add_typer(gallery_app, name="gallery")
+
+
+def _store(store):
+    from reid_core.store import Store
+
+    return Store(store_path(store))
+
+
+def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity name.")],
+               from_frame: FromOpt = 0, to_frame: ToOpt = None,
+               at_frame: Annotated[int | None, typer.Option("--at-frame", help="Frame where you pick the person.")] = None,
+               box: Annotated[str | None, typer.Option(help="x,y,w,h of the person at --at-frame.")] = None,
+               camera: Annotated[str | None, typer.Option(help="Camera/source name.")] = None,
+               store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Make (or add to) an identity from the person in a video range."""
+    from reid_core.matching import enroll, parse_box
+
+    if (at_frame is None) != (box is None):
+        raise InputError("--at-frame and --box go together")
+    r = enroll(_store(store), video, name, from_frame, to_frame, at_frame, parse_box(box) if box else None, camera)
+    out = {"name": r.identity.name, "added_crops": len(r.added_keys), "total_crops": len(r.identity.keys),
+           "track_ids": r.track_ids, "sample_keys": r.sample_keys}
+    emit(out, json_out, lambda o: f"enrolled {o['name']}: +{o['added_crops']} crops from track(s) "
+                                  f"{o['track_ids']} ({o['total_crops']} in total)")
+
+
+def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed identity name.")],
+               from_frame: FromOpt = 0, to_frame: ToOpt = None, threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+               store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Is the claimed identity in this footage? Match or no match, with the score and threshold."""
+    from reid_core.matching import verify
+
+    r = verify(_store(store), video, claim, from_frame, to_frame, threshold)
+    out = {"claim": r.claim, "match": r.match, "score": round(r.score, 4), "threshold": r.threshold,
+           "track_id": r.track_id}
+    emit(out, json_out, lambda o: f"{'MATCH' if o['match'] else 'NO MATCH'}: {o['claim']} "
+                                  f"score {o['score']:.3f} (threshold {o['threshold']:.2f}, track {o['track_id']})")
+
+
+def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = None,
+                 threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+                 aggregate: Annotated[str, typer.Option(help="mean or quality (score x height weighted).")] = "mean",
+                 identity: Annotated[str | None, typer.Option(help="Only tracks named this identity.")] = None,
+                 export: Annotated[Path | None, typer.Option(help="Also write the result list to .csv or .json")] = None,
+                 store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Name every person track in the footage, or call it unknown (open set)."""
+    from reid_core.matching import identify
+
+    decisions = identify(_store(store), video, from_frame, to_frame, threshold, aggregate)
+    tracks = [{"track_id": d.track_id, "identity": d.match.identity, "best_match": d.match.best_match,
+               "score": round(d.match.score, 4), "frames": d.frames, "boxes": [b.as_list() for b in d.boxes]}
+              for d in decisions if identity is None or d.match.identity == identity]
+    out = {"threshold": threshold, "tracks": tracks}
+    if export:
+        _export(out, export)
+
+    def human(o):
+        lines = [f"threshold {o['threshold']:.2f}"]
+        lines += [f"track {t['track_id']:5d}  frames {t['frames'][0]}..{t['frames'][-1]}  "
+                  f"{t['identity'] or 'unknown':20s} (best {t['best_match']} {t['score']:.3f})" for t in o["tracks"]]
+        return "\n".join(lines)
+
+    emit(out, json_out, human)
+
+
+def _export(result: dict, path: Path) -> None:
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(result, indent=1))
+    elif path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["track_id", "identity", "best_match", "score", "first_frame", "last_frame", "crops"])
+        for t in result["tracks"]:
+            w.writerow([t["track_id"], t["identity"] or "unknown", t["best_match"], t["score"], t["frames"][0],
+                        t["frames"][-1], len(t["frames"])])
+        path.write_text(buf.getvalue())
+    else:
+        raise InputError(f"--export must end in .csv or .json, got {path.name}")
+
+
+def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (JPEG/PNG).")],
+                     top_k: Annotated[int, typer.Option("--top-k")] = 10,
+                     store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Find the stored tracks that look most like the person in IMAGE."""
+    from reid_core.matching import search_image
+
+    if not image.is_file():
+        raise InputError(f"{image}: no such file")
+    hits = search_image(_store(store), image.read_bytes(), top_k)
+    out = {"results": [{"key": h.key, "video_id": h.video_id, "camera": h.camera, "frame": h.frame,
+                        "box": h.box.as_list(), "track_id": h.track_id, "score": round(h.score, 4)} for h in hits]}
+    emit(out, json_out, lambda o: "\n".join(f"{r['score']:.3f}  track {r['track_id']}  {r['camera']} frame "
+                                            f"{r['frame']}" for r in o["results"]) or "no stored crops")
+
+
+@gallery_app.command("list")
+def gallery_list(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Identities with their crop and track counts, and videos grouped by camera."""
+    s = _store(store)
+    idents = []
+    for i in s.identities():
+        crops = s.get_crops(i.keys, jpeg=False) if i.keys else []
+        idents.append({"name": i.name, "crops": len(i.keys), "tracks": len({c.track_id for c in crops}),
+                       "videos": sorted({c.video_id for c in crops}), "thumbnail_key": i.keys[0] if i.keys else None})
+    cameras: dict[str, list] = {}
+    for v in s.videos():
+        cameras.setdefault(v.camera, []).append({"video_id": v.video_id, "path": v.path, "frames": v.frame_count})
+    out = {"identities": idents, "cameras": cameras}
+    emit(out, json_out, lambda o: "\n".join([f"{i['name']}: {i['crops']} crops, {i['tracks']} tracks"
+                                             for i in o["identities"]] or ["no identities enrolled"]
+                                            + [f"camera {c}: {len(v)} video(s)" for c, v in o["cameras"].items()]))
+
+
+@gallery_app.command("rename")
+def gallery_rename(old: str, new: str, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    ident = _store(store).rename_identity(old, new)
+    emit({"renamed": old, "to": ident.name}, json_out, lambda o: f"renamed {o['renamed']} -> {o['to']}")
+
+
+@gallery_app.command("merge")
+def gallery_merge(sources: Annotated[list[str], typer.Argument(help="Identities to merge into --into.")],
+                  into: Annotated[str, typer.Option(help="Target identity.")],
+                  store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    ident = _store(store).merge_identities(sources, into)
+    emit({"merged": sources, "into": ident.name, "crops": len(ident.keys)}, json_out,
+         lambda o: f"merged {', '.join(o['merged'])} into {o['into']} ({o['crops']} crops)")
+
+
+@gallery_app.command("delete")
+def gallery_delete(name: str, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Delete an identity and its enrolled crops and features from the store."""
+    n = _store(store).delete_identity(name)
+    emit({"deleted": name, "crops_removed": n}, json_out, lambda o: f"deleted {o['deleted']} ({n} crops removed)")

@@ -1,0 +1,144 @@
+"""Enroll / verify / identify / search-image / gallery, through the library, the CLI and the app (gradio_client)."""
+import json
+import socket
+import subprocess
+
+import pytest
+
+from reid_core.errors import InputError, ReidError, StoreError, VideoError
+from reid_core.matching import DEFAULT_THRESHOLD, enroll, identify, search_image, verify
+from tests.conftest import VIDEO, reid_cli
+
+
+@pytest.fixture
+def longest(store_copy):
+    """The longest track of frames 0-199 and where to pick it."""
+    t = max(store_copy.tracks(), key=len)
+    return store_copy, t
+
+
+def test_enroll_pick_verify_identify(longest):
+    store, t = longest
+    a, b = t.frames[0], t.frames[0] + 60
+    box = t.box_at(a)
+    with pytest.raises(StoreError, match="pick one"):
+        enroll(store, VIDEO, "Alice", a, b)  # several people in range: must pick
+    r = enroll(store, VIDEO, "Alice", a, b, at_frame=a, box=box)
+    assert r.track_ids == [t.track_id] and len(r.added_keys) > 20 and r.sample_keys
+    v = verify(store, VIDEO, "Alice", b + 40, 199)
+    assert v.match and v.score >= DEFAULT_THRESHOLD and v.track_id == t.track_id
+    decisions = identify(store, VIDEO, 0, 199)
+    named = {d.track_id: d.match.identity for d in decisions}
+    assert named[t.track_id] == "Alice"
+    others = [d for d in decisions if d.track_id != t.track_id and len(d.frames) >= 10]
+    assert sum(d.match.identity is None for d in others) >= len(others) - 1  # strangers stay unknown
+    assert all(d.match.best_match == "Alice" and d.match.score < 1.0001 for d in decisions)
+
+
+def test_bad_inputs_leave_store_unchanged(longest, tmp_path):
+    store, t = longest
+    before = store.dump()
+    a = t.frames[0]
+    for bad in ["", "   ", "../../etc/x", "bad\x07name", "a/b"]:
+        with pytest.raises(StoreError):
+            enroll(store, VIDEO, bad, a, a + 30, at_frame=a, box=t.box_at(a))
+    with pytest.raises(StoreError, match="no identity"):
+        verify(store, VIDEO, "Nobody", 0, 100)
+    with pytest.raises(VideoError, match="outside"):
+        enroll(store, VIDEO, "Bob", 700, 900)
+    from reid_core.types import Box
+    with pytest.raises(StoreError, match="holds nobody"):
+        enroll(store, VIDEO, "Bob", 0, 199, at_frame=10, box=Box(5, 500, 20, 40))
+    txt = tmp_path / "x.txt"
+    txt.write_text("hello")
+    with pytest.raises(VideoError):
+        enroll(store, txt, "Bob")
+    with pytest.raises(InputError):
+        search_image(store, b"not an image")
+    assert store.dump() == before
+
+
+def test_search_image_finds_own_track(longest):
+    store, t = longest
+    crop = store.get_crops([t.keys[len(t.keys) // 2]])[0]
+    hits = search_image(store, crop.jpeg, top_k=5)
+    assert hits[0].track_id == t.track_id and hits[0].score > 0.95
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def _cli(args, store, check=True):
+    r = subprocess.run(reid_cli() + args + ["--store", str(store.path), "--json"], capture_output=True, text=True,
+                       timeout=600)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_cli_contract(longest, tmp_path):
+    store, t = longest
+    a = t.frames[0]
+    bx = ",".join(str(v) for v in t.box_at(a).as_list())
+    out = json.loads(_cli(["enroll", str(VIDEO), "--name", "Carol", "--from-frame", str(a), "--to-frame",
+                           str(a + 50), "--at-frame", str(a), "--box", bx], store).stdout)
+    assert out["name"] == "Carol" and out["added_crops"] > 10
+    v = json.loads(_cli(["verify", str(VIDEO), "--claim", "Carol", "--from-frame", "100", "--to-frame", "199"],
+                        store).stdout)
+    assert set(v) == {"claim", "match", "score", "threshold", "track_id"} and v["match"] is True
+    export = tmp_path / "ids.csv"
+    ident = json.loads(_cli(["identify", str(VIDEO), "--to-frame", "199", "--threshold", "0.8", "--export",
+                             str(export)], store).stdout)
+    assert ident["threshold"] == 0.8
+    for tr in ident["tracks"]:
+        assert set(tr) == {"track_id", "identity", "best_match", "score", "frames", "boxes"}
+        assert tr["best_match"] == "Carol" and len(tr["frames"]) == len(tr["boxes"])
+        assert all(isinstance(f, int) for f in tr["frames"])
+    assert "Carol" in export.read_text()
+    g = json.loads(_cli(["gallery", "list"], store).stdout)
+    assert g["identities"][0]["name"] == "Carol"
+    json.loads(_cli(["gallery", "rename", "Carol", "Dana"], store).stdout)
+    gone = json.loads(_cli(["gallery", "delete", "Dana"], store).stdout)
+    assert gone["crops_removed"] == out["added_crops"]
+    bad = _cli(["verify", str(VIDEO), "--claim", "Dana"], store, check=False)
+    assert bad.returncode == 2 and "no identity" in json.loads(bad.stdout)["error"]
+    crop = tmp_path / "crop.jpg"
+    crop.write_bytes(store.get_crops([t.keys[-1]])[0].jpeg)  # the enrolled crops were deleted with Dana
+    hits = json.loads(_cli(["search-image", str(crop), "--top-k", "3"], store).stdout)["results"]
+    assert hits[0]["track_id"] == t.track_id
+
+
+def test_app_flows_through_gradio_client(longest, tmp_path):
+    import app
+    from gradio_client import Client, handle_file
+
+    store, t = longest
+    demo = app.build_app(store.path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        a = t.frames[0]
+        b = t.box_at(a)
+        point = f"{b.x + b.w / 2},{b.y + b.h / 2}"
+        msg, sample = c.predict(handle_file(str(VIDEO)), a, a + 50, "Eve", a, point, api_name="/enroll")
+        assert "Enrolled Eve" in msg and len(sample) >= 3
+        msg, _ = c.predict(handle_file(str(VIDEO)), 0, 199, "../evil", a, point, api_name="/enroll")
+        assert "Not enrolled" in msg and "Traceback" not in msg
+        verdict, side = c.predict(handle_file(str(VIDEO)), 100, 199, "Eve", DEFAULT_THRESHOLD, api_name="/verify")
+        assert "Detected" in verdict and len(side) >= 2
+        summary, gallery, table, files = c.predict(handle_file(str(VIDEO)), 0, 199, DEFAULT_THRESHOLD, "",
+                                                   api_name="/identify")
+        assert "tracks named" in summary and any(row[1] == "Eve" for row in table["data"])
+        msg, *_ = c.predict("Eve", api_name="/gallery_delete")
+        assert "Deleted Eve" in msg and store.identity("Eve") is None
+        from gradio_client.exceptions import AppError
+
+        with pytest.raises(AppError, match="Invalid file type"):  # gradio refuses the upload itself, readably
+            c.predict(handle_file(__file__), 0, 10, "Zed", 0, "", api_name="/enroll")
+        fake = tmp_path / "fake.mp4"
+        fake.write_text("not really a video")
+        bad = c.predict(handle_file(str(fake)), 0, 10, "Zed", 0, "", api_name="/enroll")[0]
+        assert "Not enrolled" in bad and "text file" in bad and "Traceback" not in bad
+    finally:
+        demo.close()

@@ -1,0 +1,242 @@
+"""The app's Enroll, Verify, Identify, Search-by-image and Gallery tabs: thin shells over reid_core.matching."""
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections.abc import Callable
+
+import cv2
+import gradio as gr
+import numpy as np
+
+from reid_core.crops import decode_image
+from reid_core.errors import ReidError
+from reid_core.matching import DEFAULT_THRESHOLD, enroll, identify, search_image, verify
+from reid_core.types import Box
+from reid_core.video import probe, read_frame
+
+VIDEO_TYPES = ["video", ".avi", ".mkv", ".mov", ".mp4"]
+THRESHOLD_HELP = (f"Similarity needed to name someone (cosine of mean appearance features). Default "
+                  f"{DEFAULT_THRESHOLD:.2f}, calibrated on PETS09-S2L1 at the equal-error point.")
+
+
+def _rgb(jpeg: bytes) -> np.ndarray:
+    return cv2.cvtColor(decode_image(jpeg), cv2.COLOR_BGR2RGB)
+
+
+def _thumbs(store, keys: list[str], label: str) -> list[tuple[np.ndarray, str]]:
+    return [(_rgb(c.jpeg), f"{label} · frame {c.frame}") for c in store.get_crops(keys)]
+
+
+def _range(start, stop) -> tuple[int, int | None]:
+    return int(start or 0), None if stop in (None, "") else int(stop)
+
+
+def _video_inputs():
+    video = gr.File(label="Video", file_types=VIDEO_TYPES, type="filepath")
+    with gr.Row():
+        start = gr.Number(label="From frame (0-based)", value=0, precision=0, minimum=0)
+        stop = gr.Number(label="To frame (inclusive, empty = end)", value=None, precision=0, minimum=0)
+    return video, start, stop
+
+
+def build_enroll(get_store: Callable) -> None:
+    gr.Markdown("Enroll a person: upload footage, set the frame range, and if several people are in it, click the "
+                "person on the preview frame.")
+    with gr.Row():
+        with gr.Column():
+            video, start, stop = _video_inputs()
+            name = gr.Textbox(label="Name (letters, digits, spaces, . _ - ')")
+            at_frame = gr.Number(label="Pick at frame", value=0, precision=0, minimum=0)
+            click = gr.Textbox(label="Picked point x,y (click the preview)", interactive=True)
+            go = gr.Button("Enroll", variant="primary")
+        with gr.Column():
+            preview = gr.Image(label="Preview: click the person to enroll", interactive=False)
+            message = gr.Markdown()
+            sample = gr.Gallery(label="Enrolled crops", columns=6, height="auto")
+
+    def show(path, frame):
+        if not path:
+            return None, ""
+        try:
+            info = probe(path)
+            image = read_frame(path, min(int(frame or 0), info.frame_count - 1))
+        except ReidError as e:
+            return None, f"**Cannot use this file:** {e}"
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), f"{info.frame_count} frames (0..{info.frame_count - 1})"
+
+    def picked(evt: gr.SelectData):
+        return f"{evt.index[0]},{evt.index[1]}"
+
+    def run(path, a, b, who, frame, point, progress=gr.Progress()):
+        if not path:
+            return "**Upload a video first.**", []
+        try:
+            box = None
+            if point:
+                x, y = (float(v) for v in point.split(","))
+                box = Box(x, y, 0, 0)
+            s, e = _range(a, b)
+            r = enroll(get_store(), path, who, s, e, int(frame) if box else None, box,
+                       progress=lambda d, t: progress(d / max(t, 1), desc=f"frame {d}/{t}"))
+        except (ReidError, ValueError) as err:
+            return f"**Not enrolled:** {err}", []
+        return (f"**Enrolled {r.identity.name}**: +{len(r.added_keys)} crops (track {r.track_ids[0]}), "
+                f"{len(r.identity.keys)} in total.", _thumbs(get_store(), r.sample_keys, r.identity.name))
+
+    video.change(show, [video, at_frame], [preview, message], api_name=False)
+    at_frame.change(show, [video, at_frame], [preview, message], api_name=False)
+    preview.select(picked, None, click, api_name=False)
+    go.click(run, [video, start, stop, name, at_frame, click], [message, sample], api_name="enroll")
+
+
+def build_verify(get_store: Callable) -> None:
+    with gr.Row():
+        with gr.Column():
+            video, start, stop = _video_inputs()
+            claim = gr.Dropdown(label="Claimed identity", choices=[], allow_custom_value=True)
+            threshold = gr.Slider(0.3, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", info=THRESHOLD_HELP)
+            go = gr.Button("Verify", variant="primary")
+        with gr.Column():
+            verdict = gr.Markdown()
+            side = gr.Gallery(label="Best track (left) and the identity's crops (right)", columns=6, height="auto")
+
+    def run(path, a, b, who, t, progress=gr.Progress()):
+        if not path:
+            return "**Upload a video first.**", []
+        try:
+            s, e = _range(a, b)
+            r = verify(get_store(), path, who or "", s, e, float(t),
+                       progress=lambda d, n: progress(d / max(n, 1), desc=f"frame {d}/{n}"))
+        except ReidError as err:
+            return f"**Cannot verify:** {err}", []
+        word = "✅ Detected: it is " + r.claim if r.match else "❌ No match for " + r.claim
+        store = get_store()
+        return (f"## {word}\nscore **{r.score:.0%}** (threshold {r.threshold:.0%}), track {r.track_id}",
+                _thumbs(store, r.probe_keys, "probe") + _thumbs(store, r.identity_keys, r.claim))
+
+    claim.focus(lambda: gr.update(choices=[i.name for i in get_store().identities()]), None, claim, api_name=False)
+    go.click(run, [video, start, stop, claim, threshold], [verdict, side], api_name="verify")
+
+
+def build_identify(get_store: Callable) -> None:
+    with gr.Row():
+        with gr.Column():
+            video, start, stop = _video_inputs()
+            threshold = gr.Slider(0.3, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", info=THRESHOLD_HELP)
+            only = gr.Textbox(label="Only this identity (empty = all)")
+            go = gr.Button("Identify", variant="primary")
+        with gr.Column():
+            summary = gr.Markdown()
+            gallery = gr.Gallery(label="Tracks", columns=5, height="auto")
+            table = gr.Dataframe(headers=["track", "identity", "best match", "similarity %", "frames"],
+                                 interactive=False)
+            export = gr.File(label="Export (CSV and JSON)")
+
+    def run(path, a, b, t, who, progress=gr.Progress()):
+        if not path:
+            return "**Upload a video first.**", [], [], None
+        try:
+            s, e = _range(a, b)
+            ds = identify(get_store(), path, s, e, float(t),
+                          progress=lambda d, n: progress(d / max(n, 1), desc=f"frame {d}/{n}"))
+        except ReidError as err:
+            return f"**Cannot identify:** {err}", [], [], None
+        if who:
+            ds = [d for d in ds if d.match.identity == who.strip()]
+        store = get_store()
+        rows, thumbs = [], []
+        for d in ds:
+            name = d.match.identity or "unknown"
+            rows.append([d.track_id, name, d.match.best_match or "", round(d.match.score * 100, 1),
+                         f"{d.frames[0]}..{d.frames[-1]}"])
+            mid = d.keys[len(d.keys) // 2]
+            thumbs.append((_rgb(store.get_crops([mid])[0].jpeg),
+                           f"{'✅ ' + name if d.match.identity else '❔ unknown'} · {d.match.score:.0%} · "
+                           f"track {d.track_id} · frames {d.frames[0]}..{d.frames[-1]}"))
+        named = sum(1 for d in ds if d.match.identity)
+        out = tempfile.mkdtemp(prefix="reid-identify-")
+        with open(f"{out}/identify.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["track", "identity", "best_match", "similarity_pct", "frames"])
+            w.writerows(rows)
+        with open(f"{out}/identify.json", "w") as f:
+            json.dump({"threshold": float(t), "tracks": [{"track_id": d.track_id, "identity": d.match.identity,
+                       "best_match": d.match.best_match, "score": d.match.score, "frames": d.frames,
+                       "boxes": [b.as_list() for b in d.boxes]} for d in ds]}, f)
+        return (f"**{named} of {len(ds)} tracks named** at threshold {float(t):.0%}; the rest are unknown.",
+                thumbs, rows, [f"{out}/identify.csv", f"{out}/identify.json"])
+
+    go.click(run, [video, start, stop, threshold, only], [summary, gallery, table, export], api_name="identify")
+
+
+def build_search_image(get_store: Callable) -> None:
+    gr.Markdown("### Find people by an image")
+    with gr.Row():
+        image = gr.File(label="Person crop (JPEG or PNG)", file_types=["image"], type="filepath")
+        top_k = gr.Slider(1, 50, value=10, step=1, label="Results")
+        go = gr.Button("Search by image", variant="primary")
+    results = gr.Gallery(label="Most similar tracks", columns=5, height="auto")
+    note = gr.Markdown()
+
+    def run(path, k):
+        if not path:
+            return [], "**Upload an image first.**"
+        try:
+            with open(path, "rb") as f:
+                hits = search_image(get_store(), f.read(), int(k))
+        except ReidError as err:
+            return [], f"**Cannot search:** {err}"
+        store = get_store()
+        crops = {c.key: c for c in store.get_crops([h.key for h in hits])}
+        items = [(_rgb(crops[h.key].jpeg), f"{h.score:.0%} · {h.camera} · frame {h.frame} · track {h.track_id}")
+                 for h in hits]
+        return items, f"{len(hits)} tracks" if hits else "The store holds no crops yet."
+
+    go.click(run, [image, top_k], [results, note], api_name="search_image")
+
+
+def build_gallery(get_store: Callable) -> None:
+    with gr.Row():
+        refresh = gr.Button("Refresh")
+        name = gr.Textbox(label="Identity")
+        new_name = gr.Textbox(label="New name / merge target")
+    with gr.Row():
+        rename_btn = gr.Button("Rename")
+        merge_btn = gr.Button("Merge identity into target")
+        delete_btn = gr.Button("Delete identity and its crops", variant="stop")
+    message = gr.Markdown()
+    thumbs = gr.Gallery(label="Identities", columns=6, height="auto")
+    table = gr.Dataframe(headers=["identity", "crops", "tracks"], interactive=False)
+    cameras = gr.Dataframe(headers=["camera", "videos", "video ids"], interactive=False)
+
+    def listing(msg=""):
+        store = get_store()
+        rows, pics = [], []
+        for i in store.identities():
+            crops = store.get_crops(i.keys[:1]) if i.keys else []
+            n_tracks = len({c.track_id for c in store.get_crops(i.keys, jpeg=False)}) if i.keys else 0
+            rows.append([i.name, len(i.keys), n_tracks])
+            if crops:
+                pics.append((_rgb(crops[0].jpeg), f"{i.name} · {len(i.keys)} crops"))
+        groups: dict[str, list[str]] = {}
+        for v in store.videos():
+            groups.setdefault(v.camera, []).append(v.video_id[:12])
+        cams = [[c, len(v), ", ".join(v)] for c, v in groups.items()]
+        return msg or f"{len(rows)} identities", pics, rows, cams
+
+    def act(fn, *args):
+        try:
+            return listing(fn(*args))
+        except ReidError as err:
+            return listing(f"**Error:** {err}")
+
+    outputs = [message, thumbs, table, cameras]
+    refresh.click(listing, None, outputs, api_name="gallery_list")
+    rename_btn.click(lambda a, b: act(lambda: (get_store().rename_identity(a, b), f"Renamed {a} to {b}.")[1]),
+                     [name, new_name], outputs, api_name="gallery_rename")
+    merge_btn.click(lambda a, b: act(lambda: (get_store().merge_identities([a], b), f"Merged {a} into {b}.")[1]),
+                    [name, new_name], outputs, api_name="gallery_merge")
+    delete_btn.click(lambda a: act(lambda: f"Deleted {a} and {get_store().delete_identity(a)} crops."),
+                     [name], outputs, api_name="gallery_delete")
