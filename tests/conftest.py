@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import socket
+from contextlib import contextmanager
 import shutil
 from pathlib import Path
 
@@ -55,3 +57,16 @@ def cli_env(tmp_path):
 def reid_cli() -> list[str]:
     exe = shutil.which("reid", path=str(Path(os.sys.executable).parent))
     return [exe] if exe else [os.sys.executable, "-m", "reid_core"]
+
+
+@contextmanager
+def served(demo):
+    """Launch a Gradio Blocks on a free local port with the queue on; yield its URL; close it afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

@@ -1,13 +1,12 @@
 """Enroll / verify / identify / search-image / gallery, through the library, the CLI and the app (gradio_client)."""
 import json
-import socket
 import subprocess
 
 import pytest
 
 from reid_core.errors import InputError, ReidError, StoreError, VideoError
 from reid_core.matching import DEFAULT_THRESHOLD, enroll, identify, search_image, verify
-from tests.conftest import VIDEO, reid_cli
+from tests.conftest import VIDEO, reid_cli, served
 
 
 @pytest.fixture
@@ -111,13 +110,8 @@ def test_app_flows_through_gradio_client(longest, tmp_path):
     from gradio_client import Client, handle_file
 
     store, t = longest
-    demo = app.build_app(store.path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    with served(app.build_app(store.path)) as url:
+        c = Client(url, verbose=False)
         a = t.frames[0]
         b = t.box_at(a)
         point = f"{b.x + b.w / 2},{b.y + b.h / 2}"
@@ -140,5 +134,3 @@ def test_app_flows_through_gradio_client(longest, tmp_path):
         fake.write_text("not really a video")
         bad = c.predict(handle_file(str(fake)), 0, 10, "Zed", 0, "", api_name="/enroll")[0]
         assert "Not enrolled" in bad and "text file" in bad and "Traceback" not in bad
-    finally:
-        demo.close()

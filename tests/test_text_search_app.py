@@ -1,8 +1,7 @@
 """The whole app's Search tab, driven through gradio_client: text search over a store ingested from a PETS range."""
-import socket
-
 import pytest
 
+from tests.conftest import served
 from tests.test_text_search_ui import TABLE_HEADERS
 
 import app
@@ -11,13 +10,8 @@ import app
 @pytest.fixture(scope="module")
 def app_url(pets_store):
     store, _ = pets_store
-    demo = app.build_app(store.path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with served(app.build_app(store.path)) as url:
+        yield url
 
 
 def test_app_search_text_endpoint(app_url, pets_store):

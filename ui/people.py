@@ -54,7 +54,7 @@ def build_enroll(get_store: Callable) -> None:
         with gr.Column():
             preview = gr.Image(label="Preview: click the person to enroll", interactive=False)
             message = gr.Markdown()
-            sample = gr.Gallery(label="Enrolled crops", columns=6, height="auto")
+            sample = gr.Gallery(label="Enrolled crops", columns=6, height="auto", object_fit="contain")
 
     def show(path, frame):
         if not path:
@@ -100,7 +100,7 @@ def build_verify(get_store: Callable) -> None:
             go = gr.Button("Verify", variant="primary")
         with gr.Column():
             verdict = gr.Markdown()
-            side = gr.Gallery(label="Best track (left) and the identity's crops (right)", columns=6, height="auto")
+            side = gr.Gallery(label="Best track (left) and the identity's crops (right)", columns=6, height="auto", object_fit="contain")
 
     def run(path, a, b, who, t, progress=gr.Progress()):
         if not path:
@@ -129,7 +129,7 @@ def build_identify(get_store: Callable) -> None:
             go = gr.Button("Identify", variant="primary")
         with gr.Column():
             summary = gr.Markdown()
-            gallery = gr.Gallery(label="Tracks", columns=5, height="auto")
+            gallery = gr.Gallery(label="Tracks", columns=5, height="auto", object_fit="contain")
             table = gr.Dataframe(headers=["track", "identity", "best match", "similarity %", "frames"],
                                  interactive=False)
             export = gr.File(label="Export (CSV and JSON)")
@@ -177,7 +177,7 @@ def build_search_image(get_store: Callable) -> None:
         image = gr.File(label="Person crop (JPEG or PNG)", file_types=["image"], type="filepath")
         top_k = gr.Slider(1, 50, value=10, step=1, label="Results")
         go = gr.Button("Search by image", variant="primary")
-    results = gr.Gallery(label="Most similar tracks", columns=5, height="auto")
+    results = gr.Gallery(label="Most similar tracks", columns=5, height="auto", object_fit="contain")
     note = gr.Markdown()
 
     def run(path, k):
@@ -207,7 +207,7 @@ def build_gallery(get_store: Callable) -> None:
         merge_btn = gr.Button("Merge identity into target")
         delete_btn = gr.Button("Delete identity and its crops", variant="stop")
     message = gr.Markdown()
-    thumbs = gr.Gallery(label="Identities", columns=6, height="auto")
+    thumbs = gr.Gallery(label="Identities", columns=6, height="auto", object_fit="contain")
     table = gr.Dataframe(headers=["identity", "crops", "tracks"], interactive=False)
     cameras = gr.Dataframe(headers=["camera", "videos", "video ids"], interactive=False)
 
