@@ -1,11 +1,14 @@
 """Open-set identification on PETS09-S2L1 (the issue's protocol).
 
-    .venv/bin/python bench/openset.py [--aggregate mean|quality] [--store DIR]
+    .venv/bin/python bench/openset.py [--store DIR] [--threshold T]
 
 Enroll p01, p03, p05, p07 (actors with several visits) from their first visit: that gt track's frame span, the
-person picked by its gt box at the first frame. Everyone else is a stranger. Identify runs once over the whole
-video; output tracks are mapped to gt track ids (IoU 0.5, majority) and tracks of an enrollment visit are ignored.
-DIR = later-visit tracks of enrolled actors named correctly; FAR = stranger tracks given any name.
+person picked by its gt box at the first frame, exactly as a user would with `reid enroll --at-frame --box`
+(so the footage is ingested as the enrollment ranges first, then the rest). Everyone else is a stranger.
+Identify runs once over the whole video; output tracks are mapped to gt track ids (IoU 0.5, majority) and tracks
+of an enrollment visit are ignored. DIR = later-visit tracks of enrolled actors named correctly; FAR = stranger
+tracks given any name. Both track aggregations (mean, quality-weighted) are scored on the same tracks.
+Writes bench/out/openset.json (every track's decision) and bench/out/dir_far.png.
 """
 from __future__ import annotations
 
@@ -19,76 +22,110 @@ import numpy as np
 from reid_core.groundtruth import load_mot_gt, load_persons, majority_gt_id
 from reid_core.matching import DEFAULT_THRESHOLD, enroll, identify
 from reid_core.store import Store
+from reid_core.types import Track
 
 PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets09_s2l1"
+OUT = Path(__file__).parent / "out"
 ENROLLED = ("p01", "p03", "p05", "p07")
+METHODS = ("mean", "quality")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--aggregate", default="mean")
-    ap.add_argument("--store", default=None)
-    ap.add_argument("--plot", default=str(Path(__file__).parent / "out" / "dir_far.png"))
-    args = ap.parse_args()
-    gt, persons = load_mot_gt(PETS / "gt.txt"), load_persons(PETS / "persons.json")
+def enroll_first_visits(store: Store, gt, persons) -> set[int]:
     spans: dict[int, list[int]] = {}
     for frame, rows in gt.items():
         for gid, _ in rows:
             spans.setdefault(gid, []).append(frame)
-    store = Store(args.store or tempfile.mkdtemp(prefix="openset-"))
     enrol_gids = set()
     for person in ENROLLED:
-        gids = [g for g, p in persons.items() if p == person]
-        first = min(gids, key=lambda g: min(spans[g]))
+        first = min((g for g, p in persons.items() if p == person), key=lambda g: min(spans[g]))
         enrol_gids.add(first)
         a, b = min(spans[first]), max(spans[first])
         box = next(bx for g, bx in gt[a] if g == first)
         enroll(store, PETS / "vtest.avi", person, a, b, at_frame=a, box=box)
-    decisions = identify(store, PETS / "vtest.avi", threshold=DEFAULT_THRESHOLD, method=args.aggregate)
-    genuine, stranger = [], []  # (score of the right identity or best score, named correctly at a threshold?)
+    return enrol_gids
+
+
+def score_tracks(decisions, gt, persons, enrol_gids):
+    """(genuine scores, stranger scores, rows): a genuine track whose best match is the wrong identity scores -1
+    (never counted as detected at any threshold)."""
+    genuine, stranger, rows = [], [], []
     for d in decisions:
-        from reid_core.types import Track
-
-        gid, _ = majority_gt_id(Track(d.track_id, "", "", frames=d.frames, boxes=d.boxes), gt)
-        if gid is None or gid in enrol_gids:
-            continue
-        person = persons[gid]
-        if person in ENROLLED:
-            genuine.append((d.match.score, d.match.best_match == person))
-        else:
+        gid, purity = majority_gt_id(Track(d.track_id, "", "", frames=d.frames, boxes=d.boxes), gt)
+        role = ("no gt" if gid is None else "enrollment visit" if gid in enrol_gids
+                else "genuine" if persons[gid] in ENROLLED else "stranger")
+        rows.append({"track_id": d.track_id, "frames": [d.frames[0], d.frames[-1]], "crops": len(d.frames),
+                     "gt_track": gid, "person": persons.get(gid), "purity": round(purity, 2), "role": role,
+                     "best_match": d.match.best_match, "score": round(d.match.score, 3)})
+        if role == "genuine":
+            genuine.append(d.match.score if d.match.best_match == persons[gid] else -1.0)
+        elif role == "stranger":
             stranger.append(d.match.score)
-    g_scores = np.array([s if ok else -1 for s, ok in genuine])  # a wrong best match never counts as detected
-    s_scores = np.array(stranger)
-    t = DEFAULT_THRESHOLD
-    dir_t, far_t = float((g_scores >= t).mean()), float((s_scores >= t).mean())
-    grid = np.unique(np.concatenate([s_scores + 1e-9, g_scores, [0.0, 1.01]]))  # just above each stranger
-    curve = [(float((s_scores >= x).mean()), float((g_scores >= x).mean())) for x in grid]
+    return np.array(genuine), np.array(stranger), rows
 
-    def dir_at(far_max):
-        ok = [d for f, d in curve if f <= far_max]
-        return max(ok) if ok else 0.0
 
-    report = {"aggregate": args.aggregate, "threshold": t, "genuine_tracks": len(g_scores),
-              "stranger_tracks": len(s_scores), "DIR": round(dir_t, 3), "FAR": round(far_t, 3),
-              "DIR@FAR=1%": round(dir_at(0.01), 3), "DIR@FAR=5%": round(dir_at(0.05), 3),
-              "genuine_scores": sorted(round(float(s), 3) for s in g_scores),
-              "stranger_max": round(float(s_scores.max()), 3) if len(s_scores) else None}
+def dir_far(genuine: np.ndarray, stranger: np.ndarray, t: float) -> tuple[float, float]:
+    return float((genuine >= t).mean()), float((stranger >= t).mean())
+
+
+def sweep(genuine: np.ndarray, stranger: np.ndarray) -> list[tuple[float, float, float]]:
+    """(threshold, FAR, DIR) at every distinct score (plus just above each stranger score)."""
+    grid = np.unique(np.concatenate([genuine, stranger, stranger + 1e-6, [0.0, 1.01]]))
+    return [(float(x), *dir_far(genuine, stranger, x)[::-1]) for x in grid]
+
+
+def dir_at_far(curve, far_max: float) -> tuple[float, float]:
+    """Best DIR over thresholds whose FAR <= far_max, and the lowest such threshold."""
+    ok = [(d, -t) for t, f, d in curve if f <= far_max]
+    d, t = max(ok)
+    return d, -t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--store", default=None, help="store folder (default: a fresh temporary one)")
+    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    args = ap.parse_args()
+    gt, persons = load_mot_gt(PETS / "gt.txt"), load_persons(PETS / "persons.json")
+    store = Store(args.store or tempfile.mkdtemp(prefix="openset-"))
+    enrol_gids = enroll_first_visits(store, gt, persons)
+    t = args.threshold
+    report, curves, all_rows = {"threshold": t, "methods": {}}, {}, {}
+    for method in METHODS:
+        decisions = identify(store, PETS / "vtest.avi", threshold=t, method=method)
+        genuine, stranger, rows = score_tracks(decisions, gt, persons, enrol_gids)
+        curve = sweep(genuine, stranger)
+        d, f = dir_far(genuine, stranger, t)
+        d1, t1 = dir_at_far(curve, 0.01)
+        d5, t5 = dir_at_far(curve, 0.05)
+        report["methods"][method] = {
+            "genuine_tracks": len(genuine), "stranger_tracks": len(stranger), "DIR": round(d, 3), "FAR": round(f, 3),
+            "DIR@FAR<=1%": round(d1, 3), "threshold@FAR<=1%": round(t1, 3),
+            "DIR@FAR<=5%": round(d5, 3), "threshold@FAR<=5%": round(t5, 3),
+            "genuine_min": round(float(genuine.min()), 3), "stranger_max": round(float(stranger.max()), 3),
+            "genuine_scores": sorted(round(float(s), 3) for s in genuine)}
+        curves[method], all_rows[method] = curve, rows
     print(json.dumps(report, indent=1))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "openset.json").write_text(json.dumps({**report, "tracks": all_rows}, indent=1))
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fars, dirs = zip(*sorted(curve))
-    plt.figure(figsize=(5, 4))
-    plt.step(fars, dirs, where="post")
-    plt.scatter([far_t], [dir_t], color="red", label=f"default threshold {t:.2f}")
-    plt.xlabel("FAR (stranger tracks named)")
+    plt.figure(figsize=(5.5, 4))
+    for method, curve in curves.items():
+        pts = sorted((f, d) for _, f, d in curve)
+        plt.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=f"{method} aggregation")
+        m = report["methods"][method]
+        plt.scatter([m["FAR"]], [m["DIR"]], zorder=3)
+    plt.axvline(0.05, color="grey", lw=0.5, ls=":")
+    plt.xlabel("FAR (stranger tracks given a name)")
     plt.ylabel("DIR (later visits named correctly)")
-    plt.title("PETS09-S2L1 open-set identification")
-    plt.legend()
-    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    plt.savefig(args.plot, dpi=120, bbox_inches="tight")
+    plt.title(f"PETS09-S2L1 open-set identification (dots: threshold {t:.2f})", fontsize=9)
+    plt.ylim(0, 1.02)
+    plt.legend(loc="lower right")
+    plt.savefig(OUT / "dir_far.png", dpi=120, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Decisions: enroll a person, verify a claim, identify every track (open set), search by image.
 
 One similarity scale everywhere: the cosine between L2-normalised mean features (a track's crops against an
-identity's enrolled tracks). Scores are in -1..1, in practice 0..1; the app shows them as percentages.
+identity's enrolled tracks; the best counts). Scores are in -1..1, in practice 0..1; the app shows them as
+percentages. Tracks cut by an ingest-run boundary are joined again before matching (`video_tracks`).
+Measured calibration and open-set numbers: docs/identify.md.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +21,15 @@ from reid_core.store import Store, validate_name
 from reid_core.types import Box, Identity, Match, Track
 from reid_core.video import check_range, probe
 
-# Calibrated by bench/calibrate.py on PETS09-S2L1 (see README, "Thresholds"): between the genuine and impostor
-# track-centroid score distributions.
+# Calibrated by bench/calibrate.py on PETS09-S2L1 (docs/identify.md): the equal-error point of the genuine/impostor
+# track-pair score distributions, computed leaving one actor out at a time (fold thresholds 0.796..0.876, median
+# 0.842), the median rounded down to 0.05. The one place the default lives; the CLI and the app read it from here.
 DEFAULT_THRESHOLD = 0.80
 MIN_TRACK_CROPS = 3  # shorter tracks are mostly detector flicker; they still get scored but never chosen first
+# Joining a person's track across the boundary of two adjacent ingest runs (each run starts a fresh tracker):
+STITCH_GAP = 2  # frames a track may end before its run ends / start after the next run starts
+STITCH_IOU = 0.3  # last box of one part vs first box of the next
+STITCH_COSINE = 0.6  # and their mean appearance (the tracker's own appearance gate)
 
 
 def _l2(v: np.ndarray) -> np.ndarray:
@@ -78,6 +86,75 @@ class Gallery:
         return Match(best if scores[best] >= threshold else None, best, scores[best], threshold)
 
 
+# ---- tracks of a video, joined across ingest runs ------------------------------------------------------------------
+def video_tracks(store: Store, video_id: str, from_frame: int | None = None,
+                 to_frame: int | None = None) -> list[Track]:
+    """The video's person tracks in a range, with tracks cut by an ingest-run boundary joined again.
+
+    Every ingest run starts a fresh tracker, so footage ingested as several ranges (an enrollment range first, the
+    rest later) would otherwise split a person at each boundary into short parts that match poorly. A track ending
+    at a run's last frame is joined to a track starting at the adjacent run's first frame when their boxes overlap
+    (IoU >= STITCH_IOU) and they look alike (cosine >= STITCH_COSINE), one-to-one (Hungarian). A joined track
+    keeps the id of its first part."""
+    from scipy.optimize import linear_sum_assignment
+
+    tracks = store.tracks(video_id, from_frame, to_frame)
+    runs = [r for r in store.runs(video_id) if r.status == "complete"]
+    if len(runs) < 2 or len(tracks) < 2:
+        return tracks
+    by_id = {t.track_id: t for t in tracks}
+    run_of = {tid: r.run_id for r in runs for tid in r.track_map.values()}
+    parent = {tid: tid for tid in by_id}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    feats: dict[int, np.ndarray] = {}
+
+    def feat(t: Track) -> np.ndarray:
+        if t.track_id not in feats:
+            feats[t.track_id] = _l2(store.features(t.keys).mean(axis=0))
+        return feats[t.track_id]
+
+    for r1 in runs:
+        for r2 in runs:
+            if r2.from_frame != r1.to_frame + 1:
+                continue
+            ends = [t for t in tracks if run_of.get(t.track_id) == r1.run_id
+                    and r1.to_frame - STITCH_GAP <= t.frames[-1] <= r1.to_frame]
+            starts = [t for t in tracks if run_of.get(t.track_id) == r2.run_id
+                      and r2.from_frame <= t.frames[0] <= r2.from_frame + STITCH_GAP]
+            if not ends or not starts:
+                continue
+            ious = np.array([[a.boxes[-1].iou(b.boxes[0]) for b in starts] for a in ends])
+            cos = np.array([[float(feat(a) @ feat(b)) for b in starts] for a in ends])
+            ok = (ious >= STITCH_IOU) & (cos >= STITCH_COSINE)
+            rows, cols = linear_sum_assignment(-(ious + cos) * ok)
+            for i, j in zip(rows, cols):
+                if ok[i, j]:
+                    parent[root(starts[j].track_id)] = root(ends[i].track_id)
+    groups: dict[int, list[Track]] = {}
+    for t in tracks:
+        groups.setdefault(root(t.track_id), []).append(t)
+    out = []
+    for parts in groups.values():
+        parts.sort(key=lambda t: t.frames[0])
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        joined = Track(parts[0].track_id, parts[0].video_id, parts[0].camera)
+        for t in parts:
+            joined.keys += t.keys
+            joined.frames += t.frames
+            joined.boxes += t.boxes
+            joined.scores += t.scores
+        out.append(joined)
+    return sorted(out, key=lambda t: (t.frames[0], t.track_id))
+
+
 # ---- making sure footage is in the store ----------------------------------------------------------------------
 def ensure_ingested(store: Store, video: str | Path, from_frame: int = 0, to_frame: int | None = None,
                     camera: str | None = None, progress: Progress | None = None) -> tuple[str, int, int]:
@@ -125,7 +202,7 @@ def _track_at(tracks: list[Track], frame: int, box: Box) -> Track | None:
 
 def pick_person(store: Store, video_id: str, from_frame: int, to_frame: int, at_frame: int | None = None,
                 box: Box | None = None) -> Track:
-    tracks = [t for t in store.tracks(video_id, from_frame, to_frame)]
+    tracks = video_tracks(store, video_id, from_frame, to_frame)
     if not tracks:
         raise StoreError(f"nobody was detected in frames {from_frame}..{to_frame}")
     if at_frame is not None and box is not None:
@@ -175,7 +252,7 @@ def identify(store: Store, video: str | Path, from_frame: int = 0, to_frame: int
     video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, progress=progress)
     gallery = Gallery.load(store, method)
     out = []
-    for t in store.tracks(video_id, start, stop):
+    for t in video_tracks(store, video_id, start, stop):
         m = gallery.match(track_feature(store, t, method), threshold)
         out.append(TrackDecision(t.track_id, m, t.frames, t.boxes, t.keys))
     return out
@@ -203,7 +280,7 @@ def verify(store: Store, video: str | Path, claim: str, from_frame: int = 0, to_
     gallery = Gallery.load(store, method)
     idx = gallery.names.index(ident.name)
     best: tuple[float, Track | None] = (-1.0, None)
-    for t in store.tracks(video_id, start, stop):
+    for t in video_tracks(store, video_id, start, stop):
         if len(t) < MIN_TRACK_CROPS and best[1] is not None:
             continue
         s = float((gallery.centroids[idx] @ track_feature(store, t, method)).max())
@@ -229,7 +306,7 @@ class SearchHit:
     score: float
 
 
-def search_image(store: Store, image: bytes, top_k: int = 10) -> list[SearchHit]:
+def search_image(store: Store, image: bytes, top_k: int | None = 10) -> list[SearchHit]:
     """An uploaded person crop -> the best crop of each stored track, ranked by cosine similarity."""
     patch = decode_image(image)
     if patch.shape[0] < 16 or patch.shape[1] < 8:
@@ -247,6 +324,84 @@ def search_image(store: Store, image: bytes, top_k: int = 10) -> list[SearchHit]
         if hit is None or s > hit.score:
             best[c.track_id] = SearchHit(c.key, c.video_id, c.camera, c.frame, c.box, c.track_id, float(s))
     return sorted(best.values(), key=lambda h: -h.score)[:top_k]
+
+
+# ---- refining and exporting result lists ------------------------------------------------------------------------
+UNKNOWN = "unknown"
+
+
+def refine(decisions: list[TrackDecision], threshold: float | None = None, identity: str | None = None,
+           from_frame: int | None = None, to_frame: int | None = None, min_crops: int = 0) -> list[TrackDecision]:
+    """A result list re-decided at another threshold (no recomputation: best_match and score are kept) and
+    filtered: identity (a name, or "unknown"), frame range (tracks cut to it; tracks outside dropped), track length."""
+    out = []
+    for d in decisions:
+        m = d.match
+        if threshold is not None:
+            m = Match(m.best_match if m.best_match is not None and m.score >= threshold else None, m.best_match,
+                      m.score, threshold)
+        if identity:
+            if (identity == UNKNOWN and m.identity is not None) or (identity != UNKNOWN and m.identity != identity):
+                continue
+        keep = [i for i, f in enumerate(d.frames) if (from_frame is None or f >= from_frame)
+                and (to_frame is None or f <= to_frame)]
+        if len(keep) < max(1, min_crops):
+            continue
+        out.append(TrackDecision(d.track_id, m, [d.frames[i] for i in keep], [d.boxes[i] for i in keep],
+                                 [d.keys[i] for i in keep] if len(d.keys) == len(d.frames) else d.keys))
+    return out
+
+
+def decisions_json(decisions: list[TrackDecision], threshold: float) -> dict:
+    """The `reid identify --json` contract."""
+    return {"threshold": threshold,
+            "tracks": [{"track_id": d.track_id, "identity": d.match.identity, "best_match": d.match.best_match,
+                        "score": round(d.match.score, 4), "frames": [int(f) for f in d.frames],
+                        "boxes": [b.as_list() for b in d.boxes]} for d in decisions]}
+
+
+def filter_hits(hits: list[SearchHit], min_score: float | None = None, camera: str | None = None,
+                video_id: str | None = None, from_frame: int | None = None,
+                to_frame: int | None = None) -> list[SearchHit]:
+    """Search results narrowed by similarity, camera, video (id or id prefix) and frame range."""
+    return [h for h in hits if (min_score is None or h.score >= min_score) and (not camera or h.camera == camera)
+            and (not video_id or h.video_id.startswith(video_id))
+            and (from_frame is None or h.frame >= from_frame) and (to_frame is None or h.frame <= to_frame)]
+
+
+def hits_json(hits: list[SearchHit], store: Store | None = None) -> dict:
+    paths = {v.video_id: v.path for v in store.videos()} if store is not None else {}
+    return {"results": [{"key": h.key, "video_id": h.video_id, "video": paths.get(h.video_id), "camera": h.camera,
+                         "frame": h.frame, "box": h.box.as_list(), "track_id": h.track_id, "score": round(h.score, 4)}
+                        for h in hits]}
+
+
+def export(result: dict, path: str | Path) -> Path:
+    """Save a result list (identify's {"tracks": ...} or search's {"results": ...}) as .json or .csv."""
+    import csv
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        raise InputError(f"export file must end in .csv or .json, got {path.name!r}")
+    if suffix == ".json":
+        path.write_text(json.dumps(result, indent=1))
+        return path
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        if "tracks" in result:
+            w.writerow(["track_id", "identity", "best_match", "score", "threshold", "first_frame", "last_frame",
+                        "crops"])
+            for t in result["tracks"]:
+                w.writerow([t["track_id"], t["identity"] or UNKNOWN, t["best_match"] or "", t["score"],
+                            result.get("threshold", ""), t["frames"][0] if t["frames"] else "",
+                            t["frames"][-1] if t["frames"] else "", len(t["frames"])])
+        else:
+            w.writerow(["rank", "score", "camera", "video_id", "video", "frame", "track_id", "box", "key"])
+            for i, h in enumerate(result["results"], 1):
+                w.writerow([i, h["score"], h["camera"], h["video_id"], h.get("video") or "", h["frame"],
+                            h["track_id"], " ".join(str(v) for v in h["box"]), h["key"]])
+    return path
 
 
 def parse_box(text: str) -> Box:

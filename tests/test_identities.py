@@ -121,9 +121,20 @@ def test_app_flows_through_gradio_client(longest, tmp_path):
         assert "Not enrolled" in msg and "Traceback" not in msg
         verdict, side = c.predict(handle_file(str(VIDEO)), 100, 199, "Eve", DEFAULT_THRESHOLD, api_name="/verify")
         assert "Detected" in verdict and len(side) >= 2
-        summary, gallery, table, files = c.predict(handle_file(str(VIDEO)), 0, 199, DEFAULT_THRESHOLD, "",
-                                                   api_name="/identify")
+        summary, gallery, table, files = c.predict(handle_file(str(VIDEO)), 0, 199, DEFAULT_THRESHOLD, "", None,
+                                                   None, 0, api_name="/identify")
         assert "tracks named" in summary and any(row[1] == "Eve" for row in table["data"])
+        assert len(gallery) == len(table["data"]) and {f["orig_name"] if isinstance(f, dict) else f.rsplit("/", 1)[1]
+                                                       for f in files} >= {"identify.csv", "identify.json"}
+        # refine without recomputing: a threshold of 99% names nobody, the identity filter keeps only Eve
+        summary, _, table, _ = c.predict(0.99, "", None, None, 0, api_name="/identify_refine")
+        assert "0 of" in summary and all(row[1] == "unknown" for row in table["data"])
+        crop = tmp_path / "eve.jpg"
+        crop.write_bytes(store.get_crops([t.keys[5]])[0].jpeg)
+        items, note, rows, _ = c.predict(handle_file(str(crop)), 5, 0.0, "", None, None, api_name="/search_image")
+        assert "tracks shown" in note and rows["data"][0][5] == t.track_id and len(items) == 5
+        _, note, rows, _ = c.predict(handle_file(str(crop)), 5, 0.0, "", 150, 199, api_name="/search_image")
+        assert all(150 <= r[4] <= 199 for r in rows["data"])
         msg, *_ = c.predict("Eve", api_name="/gallery_delete")
         assert "Deleted Eve" in msg and store.identity("Eve") is None
         from gradio_client.exceptions import AppError
@@ -134,3 +145,72 @@ def test_app_flows_through_gradio_client(longest, tmp_path):
         fake.write_text("not really a video")
         bad = c.predict(handle_file(str(fake)), 0, 10, "Zed", 0, "", api_name="/enroll")[0]
         assert "Not enrolled" in bad and "text file" in bad and "Traceback" not in bad
+
+
+def test_tracks_joined_across_ingest_runs(store_copy):
+    """Footage ingested as two ranges: a person walking through frame 199|200 is one track again for matching."""
+    from reid_core.groundtruth import load_mot_gt, majority_gt_id
+    from reid_core.ingest import ingest
+    from reid_core.matching import video_tracks
+    from tests.conftest import GT
+
+    store = store_copy
+    vid = store.tracks()[0].video_id
+    ingest(VIDEO, store, camera="pets-view1", from_frame=200, to_frame=240)
+    raw = store.tracks(vid)
+    joined = video_tracks(store, vid)
+    crossing = [t for t in joined if t.frames[0] <= 199 and t.frames[-1] >= 200]
+    assert len(joined) < len(raw) and len(crossing) >= 3
+    assert sum(len(t) for t in joined) == sum(len(t) for t in raw)  # nothing lost or doubled
+    gt = load_mot_gt(GT)
+    for t in crossing:  # the parts joined are the same person (by gt), never two people put together
+        parts = [r for r in raw if set(r.keys) <= set(t.keys)]
+        assert len(parts) == 2 and parts[0].frames[-1] >= 197 and parts[1].frames[0] <= 202
+        gids = {majority_gt_id(r, gt)[0] for r in parts} - {None}
+        assert len(gids) == 1, (t.track_id, gids)
+    assert all(t.frames == sorted(t.frames) for t in joined)
+
+
+def test_refine_and_export(longest, tmp_path):
+    from reid_core.matching import decisions_json, export, refine
+
+    store, t = longest
+    enroll(store, VIDEO, "Alice", t.frames[0], t.frames[0] + 60, at_frame=t.frames[0], box=t.box_at(t.frames[0]))
+    ds = identify(store, VIDEO, 0, 199)
+    assert any(d.match.identity == "Alice" for d in ds)
+    assert all(d.match.identity is None for d in refine(ds, threshold=1.01))  # re-decided, not recomputed
+    assert [d.match.score for d in refine(ds, threshold=0.1)] == [d.match.score for d in ds]
+    assert all(d.match.identity == "Alice" for d in refine(ds, threshold=0.1))
+    only = refine(ds, identity="Alice")
+    assert only and all(d.match.identity == "Alice" for d in only)
+    assert all(d.match.identity is None for d in refine(ds, identity="unknown"))
+    cut = refine(ds, from_frame=50, to_frame=80)
+    assert cut and all(50 <= f <= 80 for d in cut for f in d.frames)
+    assert all(len(d.frames) == len(d.boxes) == len(d.keys) for d in cut)
+    assert all(len(d.frames) >= 20 for d in refine(ds, min_crops=20))
+    result = decisions_json(only, 0.8)
+    csv_text = export(result, tmp_path / "a.csv").read_text().splitlines()
+    assert csv_text[0].startswith("track_id,identity") and len(csv_text) == len(only) + 1 and "Alice" in csv_text[1]
+    assert json.loads(export(result, tmp_path / "a.json").read_text()) == json.loads(json.dumps(result))
+    with pytest.raises(InputError):
+        export(result, tmp_path / "a.xlsx")
+
+
+def test_cli_search_filters_and_export(longest, tmp_path):
+    store, t = longest
+    crop = tmp_path / "crop.jpg"
+    crop.write_bytes(store.get_crops([t.keys[len(t.keys) // 2]])[0].jpeg)
+    hits = json.loads(_cli(["search-image", str(crop), "--top-k", "50"], store).stdout)["results"]
+    assert hits[0]["track_id"] == t.track_id and hits[0]["video"].endswith("vtest.avi")
+    none = json.loads(_cli(["search-image", str(crop), "--camera", "no-such-camera"], store).stdout)["results"]
+    assert none == []
+    high = json.loads(_cli(["search-image", str(crop), "--min-score", "0.9", "--top-k", "50"], store).stdout)
+    assert high["results"] and all(h["score"] >= 0.9 for h in high["results"]) and len(high["results"]) < len(hits)
+    out = tmp_path / "hits.csv"
+    late = json.loads(_cli(["search-image", str(crop), "--from-frame", "150", "--to-frame", "199", "--export",
+                            str(out)], store).stdout)["results"]
+    assert late and all(150 <= h["frame"] <= 199 for h in late)
+    assert out.read_text().splitlines()[0].startswith("rank,score,camera")
+    bad = _cli(["identify", str(VIDEO), "--to-frame", "20", "--export", str(tmp_path / "x.txt")], store, check=False)
+    assert bad.returncode == 2 and "csv or .json" in json.loads(bad.stdout)["error"]
+    assert json.loads(_cli(["gallery", "list"], store).stdout)["identities"] == []

@@ -1,10 +1,9 @@
 """The app's Enroll, Verify, Identify, Search-by-image and Gallery tabs: thin shells over reid_core.matching."""
 from __future__ import annotations
 
-import csv
-import json
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import gradio as gr
@@ -12,13 +11,15 @@ import numpy as np
 
 from reid_core.crops import decode_image
 from reid_core.errors import ReidError
-from reid_core.matching import DEFAULT_THRESHOLD, enroll, identify, search_image, verify
+from reid_core.matching import (DEFAULT_THRESHOLD, UNKNOWN, decisions_json, enroll, export, filter_hits, hits_json,
+                                 identify, refine, search_image, verify, video_tracks)
 from reid_core.types import Box
 from reid_core.video import probe, read_frame
 
 VIDEO_TYPES = ["video", ".avi", ".mkv", ".mov", ".mp4"]
 THRESHOLD_HELP = (f"Similarity needed to name someone (cosine of mean appearance features). Default "
-                  f"{DEFAULT_THRESHOLD:.2f}, calibrated on PETS09-S2L1 at the equal-error point.")
+                  f"{DEFAULT_THRESHOLD:.2f}: the equal-error point of genuine/impostor scores on PETS09-S2L1, "
+                  f"leave-one-person-out. Higher = fewer strangers named, more people missed.")
 
 
 def _rgb(jpeg: bytes) -> np.ndarray:
@@ -64,7 +65,16 @@ def build_enroll(get_store: Callable) -> None:
             image = read_frame(path, min(int(frame or 0), info.frame_count - 1))
         except ReidError as e:
             return None, f"**Cannot use this file:** {e}"
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), f"{info.frame_count} frames (0..{info.frame_count - 1})"
+        f = min(int(frame or 0), info.frame_count - 1)
+        people = [t for t in video_tracks(get_store(), info.video_id, f, f)] if get_store().video(info.video_id) else []
+        for t in people:  # footage already in the store: show who can be picked
+            b = t.boxes[0]
+            cv2.rectangle(image, (int(b.x), int(b.y)), (int(b.x + b.w), int(b.y + b.h)), (0, 200, 255), 2)
+            cv2.putText(image, str(t.track_id), (int(b.x), max(12, int(b.y) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (0, 200, 255), 1)
+        hint = (f"; {len(people)} people already tracked at frame {f} (boxes): click one" if people else
+                "; click the person to enroll (not needed when only one person is in the range)")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), f"{info.frame_count} frames (0..{info.frame_count - 1}){hint}"
 
     def picked(evt: gr.SelectData):
         return f"{evt.index[0]},{evt.index[1]}"
@@ -120,81 +130,128 @@ def build_verify(get_store: Callable) -> None:
     go.click(run, [video, start, stop, claim, threshold], [verdict, side], api_name="verify")
 
 
+def _opt_int(v) -> int | None:
+    return None if v in (None, "") else int(v)
+
+
+def _export_files(result: dict, stem: str) -> list[str]:
+    out = tempfile.mkdtemp(prefix=f"reid-{stem}-")
+    return [str(export(result, f"{out}/{stem}.csv")), str(export(result, f"{out}/{stem}.json"))]
+
+
 def build_identify(get_store: Callable) -> None:
+    decisions = gr.State([])
     with gr.Row():
         with gr.Column():
             video, start, stop = _video_inputs()
             threshold = gr.Slider(0.3, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", info=THRESHOLD_HELP)
-            only = gr.Textbox(label="Only this identity (empty = all)")
+            only = gr.Dropdown(label="Only this identity (empty = all; 'unknown' = the unnamed)", choices=[],
+                               value="", allow_custom_value=True)
             go = gr.Button("Identify", variant="primary")
+            with gr.Accordion("Refine the results (no recomputation)", open=False):
+                with gr.Row():
+                    show_from = gr.Number(label="Show frames from", value=None, precision=0, minimum=0)
+                    show_to = gr.Number(label="Show frames to", value=None, precision=0, minimum=0)
+                min_crops = gr.Slider(0, 50, value=0, step=1, label="Hide tracks shorter than (crops)")
         with gr.Column():
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Tracks", columns=5, height="auto", object_fit="contain")
-            table = gr.Dataframe(headers=["track", "identity", "best match", "similarity %", "frames"],
+            table = gr.Dataframe(headers=["track", "identity", "best match", "similarity %", "frames", "crops"],
                                  interactive=False)
-            export = gr.File(label="Export (CSV and JSON)")
+            files = gr.File(label="Export of the list shown (CSV and JSON)")
 
-    def run(path, a, b, t, who, progress=gr.Progress()):
+    def render(ds, t, who, f0, f1, n):
+        if not ds:
+            return "Run Identify first.", [], [], None
+        shown = refine(ds, float(t), (who or "").strip() or None, _opt_int(f0), _opt_int(f1), int(n or 0))
+        store = get_store()
+        rows, thumbs = [], []
+        for d in shown:
+            name = d.match.identity or UNKNOWN
+            rows.append([d.track_id, name, d.match.best_match or "", round(d.match.score * 100, 1),
+                         f"{d.frames[0]}..{d.frames[-1]}", len(d.frames)])
+            mid = d.keys[len(d.keys) // 2]
+            thumbs.append((_rgb(store.get_crops([mid])[0].jpeg),
+                           f"{'✅ ' + name if d.match.identity else '❔ unknown'} · {d.match.score:.0%} · "
+                           f"track {d.track_id} · frames {d.frames[0]}..{d.frames[-1]}"))
+        named = sum(1 for d in shown if d.match.identity)
+        people = sorted({d.match.identity for d in shown if d.match.identity})
+        text = (f"**{named} of {len(shown)} tracks named** at threshold {float(t):.0%}"
+                + (f" ({', '.join(people)})" if people else "") + "; the rest are unknown."
+                + (f" Showing {len(shown)} of {len(ds)} tracks." if len(shown) != len(ds) else ""))
+        return text, thumbs, rows, _export_files(decisions_json(shown, float(t)), "identify")
+
+    def run(path, a, b, t, who, f0=None, f1=None, n=0, progress=gr.Progress()):
         if not path:
-            return "**Upload a video first.**", [], [], None
+            return [], "**Upload a video first.**", [], [], None
         try:
             s, e = _range(a, b)
             ds = identify(get_store(), path, s, e, float(t),
                           progress=lambda d, n: progress(d / max(n, 1), desc=f"frame {d}/{n}"))
         except ReidError as err:
-            return f"**Cannot identify:** {err}", [], [], None
-        if who:
-            ds = [d for d in ds if d.match.identity == who.strip()]
-        store = get_store()
-        rows, thumbs = [], []
-        for d in ds:
-            name = d.match.identity or "unknown"
-            rows.append([d.track_id, name, d.match.best_match or "", round(d.match.score * 100, 1),
-                         f"{d.frames[0]}..{d.frames[-1]}"])
-            mid = d.keys[len(d.keys) // 2]
-            thumbs.append((_rgb(store.get_crops([mid])[0].jpeg),
-                           f"{'✅ ' + name if d.match.identity else '❔ unknown'} · {d.match.score:.0%} · "
-                           f"track {d.track_id} · frames {d.frames[0]}..{d.frames[-1]}"))
-        named = sum(1 for d in ds if d.match.identity)
-        out = tempfile.mkdtemp(prefix="reid-identify-")
-        with open(f"{out}/identify.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["track", "identity", "best_match", "similarity_pct", "frames"])
-            w.writerows(rows)
-        with open(f"{out}/identify.json", "w") as f:
-            json.dump({"threshold": float(t), "tracks": [{"track_id": d.track_id, "identity": d.match.identity,
-                       "best_match": d.match.best_match, "score": d.match.score, "frames": d.frames,
-                       "boxes": [b.as_list() for b in d.boxes]} for d in ds]}, f)
-        return (f"**{named} of {len(ds)} tracks named** at threshold {float(t):.0%}; the rest are unknown.",
-                thumbs, rows, [f"{out}/identify.csv", f"{out}/identify.json"])
+            return [], f"**Cannot identify:** {err}", [], [], None
+        if not ds:
+            return [], "Nobody was detected in this range.", [], [], None
+        return [ds, *render(ds, t, who, f0, f1, n)]
 
-    go.click(run, [video, start, stop, threshold, only], [summary, gallery, table, export], api_name="identify")
+    outputs = [summary, gallery, table, files]
+    go.click(run, [video, start, stop, threshold, only, show_from, show_to, min_crops], [decisions, *outputs],
+             api_name="identify")
+    refine_inputs = [decisions, threshold, only, show_from, show_to, min_crops]
+    threshold.release(render, refine_inputs, outputs, api_name="identify_refine")
+    for control in (only, show_from, show_to):
+        control.change(render, refine_inputs, outputs, api_name=False)
+    min_crops.release(render, refine_inputs, outputs, api_name=False)
+    only.focus(lambda: gr.update(choices=["", UNKNOWN] + [i.name for i in get_store().identities()]), None, only,
+               api_name=False)
 
 
 def build_search_image(get_store: Callable) -> None:
     gr.Markdown("### Find people by an image")
     with gr.Row():
-        image = gr.File(label="Person crop (JPEG or PNG)", file_types=["image"], type="filepath")
-        top_k = gr.Slider(1, 50, value=10, step=1, label="Results")
-        go = gr.Button("Search by image", variant="primary")
-    results = gr.Gallery(label="Most similar tracks", columns=5, height="auto", object_fit="contain")
+        with gr.Column():
+            image = gr.File(label="Person crop (JPEG or PNG)", file_types=["image"], type="filepath")
+            top_k = gr.Slider(1, 50, value=10, step=1, label="Results")
+            go = gr.Button("Search by image", variant="primary")
+        with gr.Column():
+            min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity",
+                                  info=f"Same cosine scale as identify (default identity threshold "
+                                       f"{DEFAULT_THRESHOLD:.2f})")
+            camera = gr.Dropdown(label="Camera / source (empty = all)", choices=[], value="",
+                                 allow_custom_value=True)
+            with gr.Row():
+                f0 = gr.Number(label="From frame", value=None, precision=0, minimum=0)
+                f1 = gr.Number(label="To frame", value=None, precision=0, minimum=0)
     note = gr.Markdown()
+    results = gr.Gallery(label="Most similar tracks", columns=5, height="auto", object_fit="contain")
+    table = gr.Dataframe(headers=["rank", "similarity %", "camera", "video", "frame", "track"], interactive=False)
+    files = gr.File(label="Export (CSV and JSON)")
 
-    def run(path, k):
+    def run(path, k, floor=0.0, cam="", a=None, b=None):
         if not path:
-            return [], "**Upload an image first.**"
+            return [], "**Upload an image first.**", [], None
         try:
             with open(path, "rb") as f:
-                hits = search_image(get_store(), f.read(), int(k))
+                store = get_store()
+                hits = search_image(store, f.read(), None)
         except ReidError as err:
-            return [], f"**Cannot search:** {err}"
-        store = get_store()
+            return [], f"**Cannot search:** {err}", [], None
+        total = len(hits)
+        hits = filter_hits(hits, float(floor or 0) or None, cam or None, None, _opt_int(a), _opt_int(b))[:int(k)]
+        result = hits_json(hits, store)
         crops = {c.key: c for c in store.get_crops([h.key for h in hits])}
         items = [(_rgb(crops[h.key].jpeg), f"{h.score:.0%} · {h.camera} · frame {h.frame} · track {h.track_id}")
                  for h in hits]
-        return items, f"{len(hits)} tracks" if hits else "The store holds no crops yet."
+        rows = [[i, round(r["score"] * 100, 1), r["camera"], Path(r["video"] or r["video_id"]).name, r["frame"],
+                 r["track_id"]] for i, r in enumerate(result["results"], 1)]
+        if not total:
+            return [], "The store holds no crops yet: ingest or enroll some footage first.", [], None
+        msg = f"{len(hits)} tracks shown (of {total} in the store)" if hits else "No track passes the filters."
+        return items, msg, rows, _export_files(result, "search_image") if hits else None
 
-    go.click(run, [image, top_k], [results, note], api_name="search_image")
+    go.click(run, [image, top_k, min_score, camera, f0, f1], [results, note, table, files], api_name="search_image")
+    camera.focus(lambda: gr.update(choices=[""] + sorted({v.camera for v in get_store().videos()})), None, camera,
+                 api_name=False)
 
 
 def build_gallery(get_store: Callable) -> None:

@@ -1,9 +1,6 @@
 """`reid enroll`, `reid verify`, `reid identify`, `reid search-image`, `reid gallery ...`."""
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -69,19 +66,20 @@ def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed
 def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = None,
                  threshold: ThresholdOpt = DEFAULT_THRESHOLD,
                  aggregate: Annotated[str, typer.Option(help="mean or quality (score x height weighted).")] = "mean",
-                 identity: Annotated[str | None, typer.Option(help="Only tracks named this identity.")] = None,
+                 identity: Annotated[str | None, typer.Option(
+                     help="Only tracks named this identity ('unknown' for the unnamed).")] = None,
+                 min_crops: Annotated[int, typer.Option("--min-crops", help="Drop tracks shorter than this.")] = 0,
                  export: Annotated[Path | None, typer.Option(help="Also write the result list to .csv or .json")] = None,
                  store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Name every person track in the footage, or call it unknown (open set)."""
-    from reid_core.matching import identify
+    from reid_core.matching import decisions_json, export as write_export, identify, refine
 
+    if export is not None and export.suffix.lower() not in (".csv", ".json"):
+        raise InputError(f"--export must end in .csv or .json, got {export.name}")
     decisions = identify(_store(store), video, from_frame, to_frame, threshold, aggregate)
-    tracks = [{"track_id": d.track_id, "identity": d.match.identity, "best_match": d.match.best_match,
-               "score": round(d.match.score, 4), "frames": d.frames, "boxes": [b.as_list() for b in d.boxes]}
-              for d in decisions if identity is None or d.match.identity == identity]
-    out = {"threshold": threshold, "tracks": tracks}
+    out = decisions_json(refine(decisions, identity=identity, min_crops=min_crops), threshold)
     if export:
-        _export(out, export)
+        write_export(out, export)
 
     def human(o):
         lines = [f"threshold {o['threshold']:.2f}"]
@@ -92,34 +90,29 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
     emit(out, json_out, human)
 
 
-def _export(result: dict, path: Path) -> None:
-    if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(result, indent=1))
-    elif path.suffix.lower() == ".csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["track_id", "identity", "best_match", "score", "first_frame", "last_frame", "crops"])
-        for t in result["tracks"]:
-            w.writerow([t["track_id"], t["identity"] or "unknown", t["best_match"], t["score"], t["frames"][0],
-                        t["frames"][-1], len(t["frames"])])
-        path.write_text(buf.getvalue())
-    else:
-        raise InputError(f"--export must end in .csv or .json, got {path.name}")
-
-
 def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (JPEG/PNG).")],
-                     top_k: Annotated[int, typer.Option("--top-k")] = 10,
+                     top_k: Annotated[int, typer.Option("--top-k", help="How many tracks to return.")] = 10,
+                     min_score: Annotated[float | None, typer.Option("--min-score", help="Similarity floor.")] = None,
+                     camera: Annotated[str | None, typer.Option(help="Only this camera/source.")] = None,
+                     video_id: Annotated[str | None, typer.Option("--video-id", help="Only this video (id prefix).")] = None,
+                     from_frame: Annotated[int | None, typer.Option("--from-frame")] = None,
+                     to_frame: Annotated[int | None, typer.Option("--to-frame")] = None,
+                     export: Annotated[Path | None, typer.Option(help="Also write the results to .csv or .json")] = None,
                      store: StoreOpt = None, json_out: JsonOpt = False) -> None:
-    """Find the stored tracks that look most like the person in IMAGE."""
-    from reid_core.matching import search_image
+    """Find the stored tracks that look most like the person in IMAGE (best crop of each track, cosine)."""
+    from reid_core.matching import export as write_export, filter_hits, hits_json, search_image
 
     if not image.is_file():
         raise InputError(f"{image}: no such file")
-    hits = search_image(_store(store), image.read_bytes(), top_k)
-    out = {"results": [{"key": h.key, "video_id": h.video_id, "camera": h.camera, "frame": h.frame,
-                        "box": h.box.as_list(), "track_id": h.track_id, "score": round(h.score, 4)} for h in hits]}
+    if top_k < 1:
+        raise InputError("--top-k must be at least 1")
+    s = _store(store)
+    hits = filter_hits(search_image(s, image.read_bytes(), None), min_score, camera, video_id, from_frame, to_frame)
+    out = hits_json(hits[:top_k], s)
+    if export:
+        write_export(out, export)
     emit(out, json_out, lambda o: "\n".join(f"{r['score']:.3f}  track {r['track_id']}  {r['camera']} frame "
-                                            f"{r['frame']}" for r in o["results"]) or "no stored crops")
+                                            f"{r['frame']}" for r in o["results"]) or "no stored crops match")
 
 
 @gallery_app.command("list")
