@@ -1,6 +1,7 @@
 """reid-studio Gradio app (Hugging Face Spaces style): a thin shell over reid_core.
 
     python app.py          # or `make run`; REID_STORE=DIR for another store, REID_AUTH=user:pass for a login
+    REID_EMBEDDER=site1 python app.py   # use a model trained with `reid adapt --name site1` (or `reid train`)
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import reid_core  # noqa: F401  (offline switches before gradio is imported)
 import gradio as gr
 
+from reid_core.ingest import DEFAULT_SETTINGS
 from reid_core.store import Store
 from ui import ingest as ingest_tab
 from ui import people
@@ -25,7 +27,8 @@ def build_app(store_path: str | Path | None = None) -> gr.Blocks:
         return Store(path)
 
     with gr.Blocks(title="reid-studio") as demo:
-        gr.Markdown(f"# {TITLE}\nStore: `{path}`")
+        gr.Markdown(f"# {TITLE}\nStore: `{path}` · embedder: `{DEFAULT_SETTINGS.embedder}` "
+                    f"(set `REID_EMBEDDER` to a trained model's name to use it)")
         with gr.Tab("Enroll"):
             people.build_enroll(get_store)
         with gr.Tab("Verify"):

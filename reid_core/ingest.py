@@ -52,7 +52,9 @@ class IngestSettings:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-DEFAULT_SETTINGS = IngestSettings()
+# $REID_EMBEDDER picks the embedder the app and CLI ingest with: a manifest model or a trained one (reid train /
+# reid adapt) by name. One store holds one embedder's features (see check_store_embedder).
+DEFAULT_SETTINGS = IngestSettings(embedder=os.environ.get("REID_EMBEDDER") or DEFAULT_MODEL)
 
 
 def chunk_frames() -> int:
@@ -220,6 +222,7 @@ def ingest(video_path: str | Path, store: Store, camera: str | None = None, from
     info = probe(video_path)
     start, stop = check_range(info, from_frame, to_frame, stride)
     run_id = _run_id(info.video_id, start, stop, stride, settings)
+    check_store_embedder(store, settings)
     video = _register_video(store, info, camera)
     existing = store.run(run_id)
     if existing and existing.status == "complete":
@@ -268,6 +271,16 @@ def _register_video(store: Store, info: VideoInfo, camera: str | None) -> VideoR
     with store.write() as txn:
         store.put_video(txn, record)
     return record
+
+
+def check_store_embedder(store: Store, settings: IngestSettings) -> None:
+    """Features of different embedders are not comparable (two 512-d models give plausible-looking but meaningless
+    cosines), so a store keeps the embedder of its first ingest."""
+    others = {r.settings.get("embedder") for r in store.runs()} - {settings.embedder}
+    if others:
+        raise StoreError(f"this store holds features of {', '.join(sorted(others))}; it cannot also hold "
+                         f"{settings.embedder}'s. Use another store (--store DIR / $REID_STORE) for "
+                         f"{settings.embedder}, or ingest with --model {sorted(others)[0]}")
 
 
 def _check_overlap(store: Store, video_id: str, run_id: str, start: int, stop: int, replace: bool) -> None:

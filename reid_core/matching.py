@@ -16,7 +16,7 @@ import numpy as np
 from reid_core.crops import decode_image, to_model_input
 from reid_core.embedding import load_embedder
 from reid_core.errors import InputError, StoreError
-from reid_core.ingest import DEFAULT_SETTINGS, Progress, ingest
+from reid_core.ingest import DEFAULT_SETTINGS, Progress, check_store_embedder, ingest
 from reid_core.store import Store, validate_name
 from reid_core.types import Box, Identity, Match, Track
 from reid_core.video import check_range, probe
@@ -311,6 +311,7 @@ def search_image(store: Store, image: bytes, top_k: int | None = 10) -> list[Sea
     patch = decode_image(image)
     if patch.shape[0] < 16 or patch.shape[1] < 8:
         raise InputError(f"the image is {patch.shape[1]}x{patch.shape[0]} px; upload a person crop of at least 8x16")
+    check_store_embedder(store, DEFAULT_SETTINGS)
     feature = load_embedder(DEFAULT_SETTINGS.embedder, DEFAULT_SETTINGS.backend)\
         .embed(to_model_input(patch)[None])[0]
     keys = store.all_crop_keys()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reid_core.crops import model_inputs_from_jpegs
-from reid_core.embedding import load_embedder
+from reid_core.embedding import SPECS, Embedder, OpenVINOEmbedder, load_embedder
 from reid_core.errors import InputError
 
 
@@ -14,12 +14,34 @@ def real_crops(pets_store):
 
 
 def test_openvino_matches_torch(real_crops):
-    ov = load_embedder("osnet_x0_25_msmt17", "openvino").embed(real_crops)
     pt = load_embedder("osnet_x0_25_msmt17", "torch").embed(real_crops)
+    # In f32 the converted network, with its in-graph preprocessing, is the torch network up to float rounding.
+    exact = OpenVINOEmbedder("osnet_x0_25_msmt17", SPECS["osnet_x0_25_msmt17"], False, precision="f32")
+    f32 = exact.embed(real_crops)
+    assert (f32 * pt).sum(1).min() > 0.9999
+    assert np.abs(f32 - pt).max() < 1e-3
+    # The default runs in bf16 where the CPU has it (f32 elsewhere). Measured on 1,123 PETS crops: cosine to torch
+    # min 0.9976, mean 0.9992; max |diff| 0.017.
+    ov = load_embedder("osnet_x0_25_msmt17", "openvino").embed(real_crops)
     assert ov.shape == pt.shape == (len(real_crops), 512)
     assert np.allclose(np.linalg.norm(ov, axis=1), 1, atol=1e-5)
-    assert (ov * pt).sum(1).min() > 0.9999
-    assert np.abs(ov - pt).max() < 1e-3
+    cos = (ov * pt).sum(1)
+    assert cos.min() > 0.995 and cos.mean() > 0.998
+    assert np.abs(ov - pt).max() < 0.03
+
+
+def test_openvino_preprocessing_matches_numpy(real_crops):
+    """The compiled graph's own preprocessing (BGR swap here, no normalisation) equals the numpy path."""
+    import openvino as ov
+
+    name = "person-reidentification-retail-0288"
+    e = OpenVINOEmbedder(name, SPECS[name], False, precision="f32")
+    model = ov.Core().read_model(str(e._model_file(name, SPECS[name])))
+    model.reshape([-1, 3, 256, 128])
+    plain = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    crops = real_crops[:8]
+    numpy_path = np.asarray(plain(Embedder._prepare(e, crops))[0]).reshape(len(crops), -1)
+    assert np.abs(e._forward(e._prepare(crops)) - numpy_path).max() < 1e-4
 
 
 def test_market_weights_and_batch_independence(real_crops):

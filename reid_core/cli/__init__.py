@@ -13,8 +13,9 @@ from reid_core.cli import identities as _identities  # noqa: E402
 from reid_core.cli import ingest as _ingest  # noqa: E402
 from reid_core.cli import search_text as _search_text  # noqa: E402
 from reid_core.cli import eval as _eval  # noqa: E402
+from reid_core.cli import train as _train  # noqa: E402
 
-for _module in (_ingest, _identities, _search_text, _eval):
+for _module in (_ingest, _identities, _search_text, _eval, _train):
     _module.register(app)
 
 

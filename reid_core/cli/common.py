@@ -57,3 +57,10 @@ def run(app: typer.Typer) -> None:
         if isinstance(e, click.exceptions.Abort):
             sys.exit(130)
         raise
+
+
+def run_command(command: Callable) -> None:
+    """One command as a standalone script (pretrain/*.py), with the same error handling as `reid`."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(command)
+    run(app)

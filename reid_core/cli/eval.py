@@ -45,6 +45,8 @@ def eval_cmd(
                                        "(docs/evaluation.md).")] = False,
     by_track: Annotated[bool, typer.Option("--by-track", help="MOT: score gt track ids even when persons.json "
                                            "exists.")] = False,
+    frames: Annotated[str | None, typer.Option("--frames", help="MOT: score only gt boxes in frames A-B "
+                                               "(0-based, inclusive), e.g. 400-794.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for report.json, cmc.png, roc.png "
                                              "(default runs/eval/NAME).")] = None,
     save_features: Annotated[Path | None, typer.Option("--save-features", help="Also write the final "
@@ -58,6 +60,8 @@ def eval_cmd(
     sources = [s for s in (mot, market, features) if s is not None]
     if len(sources) != 1:
         raise InputError("give exactly one of --mot DIR, --market DIR or --features FILE.npz")
+    if frames is not None and mot is None:
+        raise InputError("--frames applies to --mot sequences only")
     chosen = {"models": tuple(model) if model else None, "backend": backend, "flip": flip, "rerank": rerank,
               "shortlist": shortlist, "aqe": aqe, "dba": dba, "tracks": tracks, "track_weight": track_weight,
               "metric": metric}
@@ -78,7 +82,8 @@ def eval_cmd(
     name = Path(sources[0]).resolve().stem if features else Path(sources[0]).resolve().name
     out_dir = out or Path("runs") / "eval" / name
     if mot is not None:
-        evaluation = runner.MotEvaluation(mot, use_persons=not by_track, cache=cache, log=log)
+        evaluation = runner.MotEvaluation(mot, use_persons=not by_track, cache=cache, log=log,
+                                          frames=parse_frame_range(frames))
         report = evaluation.run(settings, out_dir, save_features=save_features)
     elif market is not None:
         report = runner.evaluate_market(market, settings, out_dir, cache=cache, log=log, save_features=save_features)
@@ -87,6 +92,17 @@ def eval_cmd(
             raise InputError("--save-features applies to --mot and --market; the features are already a file")
         report = runner.evaluate_features(features, settings, out_dir)
     emit(report.to_dict(), json_out, lambda _: _table(report))
+
+
+def parse_frame_range(text: str | None) -> tuple[int, int] | None:
+    """'400-794' -> (400, 794)."""
+    if text is None:
+        return None
+    try:
+        first, last = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise InputError(f"--frames takes FIRST-LAST, e.g. 400-794; got {text!r}") from None
+    return first, last
 
 
 def _table(report) -> str:

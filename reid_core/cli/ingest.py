@@ -23,7 +23,8 @@ def ingest_cmd(
     from_frame: Annotated[int, typer.Option("--from-frame", help="First frame, 0-based, inclusive.")] = 0,
     to_frame: Annotated[int | None, typer.Option("--to-frame", help="Last frame, inclusive (default: end).")] = None,
     stride: Annotated[int, typer.Option(help="Process every K-th frame.")] = 1,
-    model: Annotated[str, typer.Option(help="Embedder model name.")] = "osnet_x0_25_msmt17",
+    model: Annotated[str | None, typer.Option(help="Embedder: a manifest model or a trained model's name "
+                                              "(default: $REID_EMBEDDER or osnet_x0_25_msmt17).")] = None,
     replace: Annotated[bool, typer.Option(help="Delete overlapping ingests of this video first.")] = False,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -31,10 +32,12 @@ def ingest_cmd(
     """Detect, track and embed the people in VIDEO and store their crops (resumes an interrupted run)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from reid_core.ingest import IngestSettings, ingest
+    from dataclasses import replace as with_changes
+
+    from reid_core.ingest import DEFAULT_SETTINGS, ingest
     from reid_core.store import Store
 
-    settings = IngestSettings(embedder=model)
+    settings = with_changes(DEFAULT_SETTINGS, embedder=model) if model else DEFAULT_SETTINGS
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=json_out) as bar:
         task = bar.add_task(f"ingest {video.name}", total=None)
@@ -78,6 +81,7 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """What the store holds, which models are used and where each weight file was found."""
     from reid_core.errors import WeightsError
     from reid_core.ingest import DEFAULT_SETTINGS
+    from reid_core.models import list_trained
     from reid_core.store import Store
     from reid_core.weights import available, search_dirs
 
@@ -102,6 +106,7 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
                           "backend": DEFAULT_SETTINGS.backend},
         "weights_search_path": [str(d) for d in search_dirs()],
         "models": models,
+        "trained_models": {name: str(path) for name, path in sorted(list_trained().items())},
     }
 
     def human(r: dict) -> str:
@@ -114,6 +119,7 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
         lines.append("weights (searched " + " -> ".join(r["weights_search_path"]) + "):")
         for name, m in r["models"].items():
             lines.append(f"  {name}: " + (m["paths"][0] if m["found"] else "MISSING: " + m["error"]))
+        lines += [f"  {name} (trained): {path}" for name, path in r["trained_models"].items()]
         return "\n".join(lines)
 
     emit(out, json_out, human)

@@ -90,7 +90,7 @@ class MotProtocol:
     def counts(self) -> ProtocolCounts:
         return ProtocolCounts(queries=len(self.query), gallery=len(self.gallery),
                               identities=len(set(self.box_pids.tolist())),
-                              query_identities=len(set(self.query.pids.tolist())), cameras=self.num_cameras,
+                              query_identities=len(set(self.query.pids.tolist())), cameras=len(set(self.box_cams.tolist())),
                               chunk_frames=self.chunk_frames, gt_boxes_used=len(self.boxes),
                               gt_boxes_too_small=self.skipped_small, gt_rows_ignored=self.skipped_ignored)
 
@@ -237,7 +237,7 @@ def read_persons(path: Path) -> dict[int, str]:
     return out
 
 
-def load_mot(root: str | Path, use_persons: bool = True) -> MotProtocol:
+def load_mot(root: str | Path, use_persons: bool = True, frames: tuple[int, int] | None = None) -> MotProtocol:
     """The MOTChallenge-as-ReID protocol of a sequence (see docs/evaluation.md).
 
     - gt boxes under 32 px tall are skipped;
@@ -247,10 +247,19 @@ def load_mot(root: str | Path, use_persons: bool = True) -> MotProtocol:
     - gallery = every box whose gt frame number % 5 == 0 (every box when the sequence has <= 400 frames), minus
       the queries;
     - identity = the person from persons.json when the folder has one (re-entries are the same person, so a query
-      must find the person's other visits), else the gt track id.
+      must find the person's other visits), else the gt track id;
+    - frames: (first, last) 0-based decoded frames, inclusive, to score only part of the sequence (e.g. the part
+      a model was not adapted on); pseudo-cameras stay those of the whole sequence.
     """
     seq = find_sequence(root)
     all_boxes, ignored = read_gt(seq.gt_path)
+    if frames is not None:
+        first, last = frames
+        if first < 0 or last < first:
+            raise InputError(f"frame range {first}-{last} is empty or negative")
+        all_boxes = [b for b in all_boxes if first <= b.frame - 1 <= last]
+        if not all_boxes:
+            raise InputError(f"{seq.gt_path}: no ground-truth box in frames {first}-{last}")
     boxes = [b for b in all_boxes if b.box.h >= MIN_HEIGHT]
     small = len(all_boxes) - len(boxes)
     if not boxes:

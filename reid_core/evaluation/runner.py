@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_core.embedding import DEFAULT_MODEL, SPECS, load_embedder
-from reid_core.errors import InputError
+from reid_core.embedding import DEFAULT_MODEL, SPECS, embedder_spec, known_embedders, load_embedder
+from reid_core.errors import InputError, WeightsError
 from reid_core.evaluation import datasets as ds
 from reid_core.evaluation import features as feat
 from reid_core.evaluation import plots
@@ -64,11 +64,11 @@ class EvalSettings:
     def check(self) -> None:
         if not self.models:
             raise InputError("choose at least one model")
-        unknown = [m for m in self.models if m not in SPECS]
+        unknown = [m for m in self.models if not _is_embedder(m)]
         if unknown:
-            raise InputError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(SPECS)}")
+            raise InputError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(known_embedders())}")
         if self.backend == "torch":
-            ir_only = [m for m in self.models if not SPECS[m].arch]
+            ir_only = [m for m in self.models if m in SPECS and not SPECS[m].arch]
             if ir_only:
                 raise InputError(f"{', '.join(ir_only)} only run on the openvino backend")
         if self.tracks not in TRACK_MODES:
@@ -297,9 +297,23 @@ def default_cache() -> DiskCache:
     return DiskCache(offline.cache_dir() / "eval")
 
 
+def _is_embedder(name: str) -> bool:
+    """A manifest embedder, or a trained model (reid_core.models file) found in the weights folders."""
+    try:
+        embedder_spec(name)
+    except WeightsError:
+        return False
+    return True
+
+
 def _model_id(name: str, backend: str) -> list[str]:
     from reid_core.weights import resolve, sha256_of
 
+    if name not in SPECS:
+        # A trained model: its file's hash is in the key, so retraining under the same name invalidates the cache.
+        from reid_core.models import find_trained
+
+        return [name, backend, "trained", sha256_of(find_trained(name))[:16]]
     files = resolve(name)
     return [name, backend, *(sha256_of(p)[:16] for p in files.paths)]
 
@@ -365,8 +379,9 @@ class MotEvaluation:
     """One MOT sequence under the ReID protocol; features are computed lazily and reused across settings."""
 
     def __init__(self, root: str | Path, use_persons: bool = True, cache: DiskCache | None = None,
-                 log: Log = _quiet):
-        self.protocol = ds.load_mot(root, use_persons)
+                 log: Log = _quiet, frames: tuple[int, int] | None = None):
+        self.protocol = ds.load_mot(root, use_persons, frames)
+        self.frames = frames
         self.seq = self.protocol.sequence
         self.cache = cache if cache is not None else default_cache()
         self.log = log
@@ -437,7 +452,8 @@ class MotEvaluation:
 
     def tracks(self) -> list[list[Track]]:
         if self._tracks is None:
-            self._tracks = [self._camera_tracks(c) for c in range(self.protocol.num_cameras)]
+            used = set(self.protocol.query.camids.tolist()) | set(self.protocol.gallery.camids.tolist())
+            self._tracks = [self._camera_tracks(c) if c in used else [] for c in range(self.protocol.num_cameras)]
         return self._tracks
 
     def _camera_tracks(self, cam: int) -> list[Track]:
@@ -560,6 +576,8 @@ class MotEvaluation:
         info = DatasetInfo("mot", self.seq.name, str(self.seq.root), len(p.query), len(p.gallery), p.identity,
                            tuple(asdict(counts).items()))
         notes = []
+        if self.frames is not None:
+            notes.append(f"only ground-truth boxes in frames {self.frames[0]}-{self.frames[1]} are scored")
         if p.identity == "person":
             notes.append(f"identities are persons from {self.seq.persons_path.name} ({counts.identities}), so a "
                          f"query must also find the person's other visits")
@@ -576,8 +594,9 @@ class MotEvaluation:
 
 
 def evaluate_mot(root: str | Path, settings: EvalSettings = EvalSettings(), out_dir: str | Path | None = None,
-                 use_persons: bool = True, cache: DiskCache | None = None, log: Log = _quiet) -> EvalReport:
-    return MotEvaluation(root, use_persons, cache, log).run(settings, out_dir)
+                 use_persons: bool = True, cache: DiskCache | None = None, log: Log = _quiet,
+                 frames: tuple[int, int] | None = None) -> EvalReport:
+    return MotEvaluation(root, use_persons, cache, log, frames).run(settings, out_dir)
 
 
 # ---------------------------------------------------------------- Market-1501 layout and feature files
