@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_core.embedding import load_embedder
+from reid_core.embedding import STATIC_BATCHES, load_embedder
 from reid_core.ingest import DEFAULT_SETTINGS, ingest, models_for
 from reid_core.store import Store
 from reid_core.video import read_frames
@@ -71,7 +71,7 @@ def main() -> None:
     print(f"full ingest                 {full:6.1f} ({lo_full:.1f}) frames/s (detect + embed + track + store, "
           f"{crops} crops)")
     print(f"ratio full / detector       {ratio:6.2f} ({lo_ratio:.2f})")
-    print(f"embedder inference precision {embedder.precision} (OpenVINO)")
+    print(f"embedder precision          {embedder.precision} (OpenVINO, static batches of {STATIC_BATCHES})")
     for backend in ("openvino", "torch"):
         for batch in (1, 32):
             print(f"embedder {backend:8s} batch {batch:2d}  {embedder_rate(backend, batch):6.0f} crops/s")
