@@ -181,7 +181,7 @@ def _embed_and_track(chunk: list[_FrameWork], embedder: Embedder, tracker: Track
 def _embed(embedder: Embedder, items: list[tuple[np.ndarray, Box]]) -> np.ndarray:
     if not items:
         return np.zeros((0, embedder.dim), np.float32)
-    return embedder.embed(np.stack([crop_ops.to_model_input(crop_ops.cut(image, box)) for image, box in items]))
+    return embedder.embed(crop_ops.to_model_inputs([crop_ops.cut(image, box) for image, box in items]))
 
 
 def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int | None = None, stride: int = 1,

@@ -85,6 +85,16 @@ class TextSearchResult:
         return {"query": self.query, "engine": self.engine, "unknown_words": list(self.unknown_words),
                 "results": [h.to_json() for h in self.hits]}
 
+    def summary(self) -> list[tuple[str, str]]:
+        """(label, text) lines the CLI and the app show above the results, each in its own markup: what ran,
+        what of the query was understood and what was ignored, so a user can rephrase."""
+        lines = [("engine", f"{self.engine} ({self.tracks_searched} tracks searched, {len(self.hits)} shown)")]
+        if self.parsed is not None and self.engine != "clip":
+            lines.append(("understood", self.parsed.describe()))
+        if self.unknown_words:
+            lines.append(("not understood (ignored)", ", ".join(self.unknown_words)))
+        return lines + [("note", n) for n in self.notes]
+
 
 # ---- scoring ------------------------------------------------------------------------------------------------------
 def _shade_factor(lightness: float, shade: str | None) -> float:

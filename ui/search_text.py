@@ -166,12 +166,8 @@ def build(get_store: Callable[[], object] | None = None) -> None:
             items.append((_thumbnail(crops[h.crop_key].jpeg), label))
             rows.append([rank, round(pct, 1), Path(h.video).name, h.frame, h.track_id,
                          ",".join(f"{v:.0f}" for v in h.box.as_list()), h.caption, h.explanation()])
-        lines = [f"**Engine:** {result.engine} · {result.tracks_searched} tracks searched · {len(result.hits)} shown"]
-        if result.parsed is not None and result.engine != "clip":
-            lines.append(f"**Understood:** {result.parsed.describe()}")
-        if result.unknown_words:
-            lines.append("**Not understood (ignored):** " + ", ".join(result.unknown_words))
-        lines += [f"*{n}*" for n in result.notes]
+        lines = [f"*{text}*" if label == "note" else f"**{label.capitalize()}:** {text}"
+                 for label, text in result.summary()]
         if result.engine == "clip":
             lines.append("*Similarity is the CLIP cosine between the text and the track.*")
         return items, "  \n".join(lines), rows or _empty_table()

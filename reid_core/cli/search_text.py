@@ -36,12 +36,7 @@ def search_text_cmd(
     result = searcher.search(query, top_k=top_k, engine=engine, video_id=video_id)
 
     def human(_: dict) -> str:
-        lines = [f"query: {result.query!r}  engine: {result.engine}  ({result.tracks_searched} tracks searched)"]
-        if result.parsed is not None and result.engine != "clip":
-            lines.append(f"understood: {result.parsed.describe()}")
-        if result.unknown_words:
-            lines.append("not understood (ignored): " + ", ".join(result.unknown_words))
-        lines += [f"note: {n}" for n in result.notes]
+        lines = [f"query: {result.query!r}"] + [f"{label}: {text}" for label, text in result.summary()]
         if not result.hits:
             lines.append("no results")
         for rank, h in enumerate(result.hits, 1):
