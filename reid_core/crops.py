@@ -29,12 +29,11 @@ def cut(frame_bgr: np.ndarray, box: Box) -> np.ndarray:
 
 def to_model_input(patch_bgr: np.ndarray) -> np.ndarray:
     """A native-resolution BGR patch -> 256x128 RGB uint8, the layout `Embedder.embed` takes."""
-    resized = cv2.resize(patch_bgr, (CROP_W, CROP_H), interpolation=cv2.INTER_LINEAR)
-    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    return to_model_inputs([patch_bgr])[0]
 
 
 def to_model_inputs(patches_bgr: list[np.ndarray]) -> np.ndarray:
-    """Many patches -> (N, 256, 128, 3) RGB uint8, the same pixels as `to_model_input` on each. Resizes straight
+    """Many patches -> (N, 256, 128, 3) RGB uint8 (bilinear resize, BGR to RGB). Resizes straight
     into one preallocated batch and swaps channels in a single pass: stacking per-crop arrays cost the ingest more
     CPU than its JPEG encoding."""
     out = np.empty((len(patches_bgr), CROP_H, CROP_W, 3), np.uint8)

@@ -179,8 +179,6 @@ def _embed_and_track(chunk: list[_FrameWork], embedder: Embedder, tracker: Track
 
 
 def _embed(embedder: Embedder, items: list[tuple[np.ndarray, Box]]) -> np.ndarray:
-    if not items:
-        return np.zeros((0, embedder.dim), np.float32)
     return embedder.embed(crop_ops.to_model_inputs([crop_ops.cut(image, box) for image, box in items]))
 
 
