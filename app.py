@@ -2,6 +2,9 @@
 
     python app.py          # or `make run`; REID_STORE=DIR for another store, REID_AUTH=user:pass for a login
     REID_EMBEDDER=site1 python app.py   # use a model trained with `reid adapt --name site1` (or `reid train`)
+
+Hardening (docs/security.md): logins throttled and locked out (ui/auth.py), uploads capped at REID_MAX_UPLOAD_MB,
+uploads/thumbnails/exports kept in the app's own folder with a retention period (ui/files.py).
 """
 from __future__ import annotations
 
@@ -11,17 +14,24 @@ from pathlib import Path
 import reid_core  # noqa: F401  (offline switches before gradio is imported)
 import gradio as gr
 
+from reid_core.errors import InputError
 from reid_core.ingest import DEFAULT_SETTINGS
 from reid_core.store import Store
+from ui import auth as login
 from ui import ingest as ingest_tab
 from ui import people
 from ui import search_text as search_text_tab
+from ui.files import AppFiles
 
 TITLE = "reid-studio: find the same person again across video"
+DEFAULT_MAX_UPLOAD_MB = 500  # a long CCTV clip; above this a browser upload is more likely a mistake or an attack
 
 
 def build_app(store_path: str | Path | None = None) -> gr.Blocks:
     path = Path(store_path or os.environ.get("REID_STORE") or "gallery")
+    files = AppFiles.for_store(path)
+    files.use_for_gradio()  # before any component exists: Gradio reads it when they are created
+    files.start_sweeping()
 
     def get_store() -> Store:
         return Store(path)
@@ -30,34 +40,57 @@ def build_app(store_path: str | Path | None = None) -> gr.Blocks:
         gr.Markdown(f"# {TITLE}\nStore: `{path}` · embedder: `{DEFAULT_SETTINGS.embedder}` "
                     f"(set `REID_EMBEDDER` to a trained model's name to use it)")
         with gr.Tab("Enroll"):
-            people.build_enroll(get_store)
+            people.build_enroll(get_store, files)
         with gr.Tab("Verify"):
-            people.build_verify(get_store)
+            people.build_verify(get_store, files)
         with gr.Tab("Identify"):
-            people.build_identify(get_store)
+            people.build_identify(get_store, files)
         with gr.Tab("Search"):
             search_text_tab.build(get_store)
-            people.build_search_image(get_store)
+            people.build_search_image(get_store, files)
         with gr.Tab("Gallery"):
-            people.build_gallery(get_store)
+            people.build_gallery(get_store, files)
         with gr.Tab("Ingest"):
             ingest_tab.build(get_store)
+    demo.reid_files = files  # for launch_options and tests
     return demo
 
 
-def _auth():
-    spec = os.environ.get("REID_AUTH")
-    if spec and ":" in spec:
-        user, password = spec.split(":", 1)
-        return [(user, password)]
-    file = os.environ.get("REID_AUTH_FILE")
-    if file:
-        pairs = [line.strip().split(":", 1) for line in Path(file).read_text().splitlines() if ":" in line]
-        return [(u, p) for u, p in pairs]
-    return None
+def max_upload_mb() -> float:
+    raw = os.environ.get("REID_MAX_UPLOAD_MB", str(DEFAULT_MAX_UPLOAD_MB))
+    try:
+        mb = float(raw)
+    except ValueError:
+        raise InputError(f"REID_MAX_UPLOAD_MB must be a number of megabytes, got {raw!r}") from None
+    if not mb > 0:
+        raise InputError(f"REID_MAX_UPLOAD_MB must be more than 0, got {raw!r}")
+    return mb
+
+
+def launch_options(demo: gr.Blocks) -> dict:
+    """The keyword arguments of `demo.launch` that make the app safe to expose: throttled login (when accounts
+    are configured), upload cap, the app's own file folder, no tracebacks shown to users."""
+    from starlette.middleware import Middleware
+
+    accounts = login.load_accounts()
+    files: AppFiles = demo.reid_files
+    return {"auth": login.make_auth(accounts) if accounts else None,
+            # Gradio takes bytes; it answers an upload over the cap with 413 and its upload widget says so
+            "max_file_size": int(max_upload_mb() * 1024 * 1024),
+            "allowed_paths": [str(files.root)],
+            "app_kwargs": {"middleware": [Middleware(login.ClientAddress)]},
+            "show_error": False}
+
+
+def main() -> None:
+    demo = build_app()
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), **launch_options(demo))
 
 
 if __name__ == "__main__":
-    build_app().queue(default_concurrency_limit=2).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), auth=_auth(), show_error=False)
+    try:
+        main()
+    except InputError as e:  # a bad setting: one line, like the CLI
+        raise SystemExit(f"error: {e}") from None

@@ -12,8 +12,8 @@ Tracks under 10 crops are left out (they are not what people enroll or identify 
 Rule: the equal-error point (FRR = FAR) of the two distributions. So that the value is not fitted to this clip's
 ten people, it is computed ten times, each time leaving one actor out of both distributions, and the held-out actor's
 own genuine and impostor pairs are scored at that fold's threshold. The default is the median of the ten fold
-thresholds, rounded down to 0.05 (a round number on the safe side: a stranger named costs more than a known person
-called unknown). Results go to bench/out/calibration.json.
+thresholds, rounded to 0.05. Where the two distributions do not overlap the equal-error point is a whole interval,
+and its middle is taken: a default on the edge of the impostor scores would flip with the CPU's rounding. Results go to bench/out/calibration.json.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from reid_core.groundtruth import load_mot_gt, load_persons, majority_gt_id
 from reid_core.ingest import ingest
-from reid_core.matching import DEFAULT_THRESHOLD, track_feature
+from reid_core.matching import DEFAULT_THRESHOLD, track_feature, video_tracks
 from reid_core.store import Store
 
 PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets09_s2l1"
@@ -37,7 +37,8 @@ GRID = np.linspace(0, 1, 1001)
 def labelled_tracks(store: Store, min_crops: int = 10):
     gt, persons = load_mot_gt(PETS / "gt.txt"), load_persons(PETS / "persons.json")
     out = []
-    for t in store.tracks():
+    segments = [s for v in store.videos() for s in video_tracks(store, v.video_id)]
+    for t in segments:
         gid, _ = majority_gt_id(t, gt)
         if gid is not None and len(t) >= min_crops:
             out.append((t, gid, persons[gid]))
@@ -50,14 +51,19 @@ def pairs(tracks, feats):
     for (a, ga, pa), (b, gb, pb) in itertools.combinations(tracks, 2):
         if pa == pb and ga == gb:
             continue
-        out.append((float(feats[a.track_id] @ feats[b.track_id]), pa == pb, pa, pb))
+        out.append((float(feats[a.label] @ feats[b.label]), pa == pb, pa, pb))
     return out
 
 
 def eer_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """The equal-error point; where a whole interval of thresholds reaches it (the distributions do not overlap,
+    or overlap on a plateau), its middle, so the default sits as far from both sides as the data allows instead of
+    on the edge of one of them."""
     frr = np.array([(genuine < t).mean() for t in GRID])
     far = np.array([(impostor >= t).mean() for t in GRID])
-    return float(GRID[np.argmin(np.abs(frr - far))])
+    gap = np.abs(frr - far) + np.maximum(frr, far)  # equal and smallest errors
+    best = np.flatnonzero(np.isclose(gap, gap.min()))
+    return float(GRID[best].mean())
 
 
 def stats(xs: np.ndarray) -> dict:
@@ -84,7 +90,7 @@ def calibrate(tracks, feats) -> dict:
                       "genuine_rejected": int(sum(s < t for s in test_g)), "impostor_pairs": len(test_i),
                       "impostors_accepted": int(sum(s >= t for s in test_i))})
     ts = np.array([f["threshold"] for f in folds])
-    default = float(np.floor(np.median(ts) * 20) / 20)
+    default = float(np.round(np.median(ts) * 20) / 20)
     return {"genuine": stats(genuine), "impostor": stats(impostor),
             "eer_threshold_all": round(eer_threshold(genuine, impostor), 3),
             "folds": folds, "fold_threshold_min": round(float(ts.min()), 3),
@@ -106,7 +112,7 @@ def main() -> None:
     report = {"tracks": len(tracks), "people": len({p for _, _, p in tracks}),
               "DEFAULT_THRESHOLD in reid_core.matching": DEFAULT_THRESHOLD, "methods": {}}
     for method in ("mean", "quality"):
-        feats = {t.track_id: track_feature(store, t, method) for t, _, _ in tracks}
+        feats = {t.label: track_feature(store, t, method) for t, _, _ in tracks}
         report["methods"][method] = calibrate(tracks, feats)
     OUT.mkdir(exist_ok=True)
     (OUT / "calibration.json").write_text(json.dumps(report, indent=1))
@@ -121,7 +127,7 @@ def main() -> None:
         print(f"  leave-one-actor-out EER thresholds: min {r['fold_threshold_min']:.3f} median "
               f"{r['fold_threshold_median']:.3f} max {r['fold_threshold_max']:.3f}; held-out FRR "
               f"{r['held_out_FRR']:.3f}, FAR {r['held_out_FAR']:.3f}")
-        print(f"  rule (median fold threshold rounded down to 0.05): {r['default_rule']:.2f} -> genuine accepted "
+        print(f"  rule (median fold threshold rounded to 0.05): {r['default_rule']:.2f} -> genuine accepted "
               f"{r['at_default']['genuine_accepted']:.3f}, impostors accepted {r['at_default']['impostors_accepted']:.3f}")
     print(f"\nreid_core.matching.DEFAULT_THRESHOLD = {DEFAULT_THRESHOLD}")
 

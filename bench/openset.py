@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/openset.py [--store DIR] [--threshold T]
 
-Enroll p01, p03, p05, p07 (actors with several visits) from their first visit: that gt track's frame span, the
-person picked by its gt box at the first frame, exactly as a user would with `reid enroll --at-frame --box`
-(so the footage is ingested as the enrollment ranges first, then the rest). Everyone else is a stranger.
+Enroll p01, p03, p05, p07 (actors with several visits) with one click each: the person picked by their gt box at
+the first frame of their first visit, the whole video as the range, exactly as a user would with
+`reid enroll VIDEO --name N --at-frame F --box x,y,w,h`; what each enrollment captured of that visit is reported. Everyone else is a stranger.
 Identify runs once over the whole video; output tracks are mapped to gt track ids (IoU 0.5, majority) and tracks
 of an enrollment visit are ignored. DIR = later-visit tracks of enrolled actors named correctly; FAR = stranger
 tracks given any name. Both track aggregations (mean, quality-weighted) are scored on the same tracks.
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_core.groundtruth import load_mot_gt, load_persons, majority_gt_id
-from reid_core.matching import DEFAULT_THRESHOLD, enroll, identify
+from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, load_persons, majority_gt_id
+from reid_core.enrollment import enroll
+from reid_core.matching import DEFAULT_THRESHOLD, identify
 from reid_core.store import Store
 from reid_core.types import Track
 
@@ -30,19 +31,36 @@ ENROLLED = ("p01", "p03", "p05", "p07")
 METHODS = ("mean", "quality")
 
 
-def enroll_first_visits(store: Store, gt, persons) -> set[int]:
+def enroll_first_visits(store: Store, gt, persons) -> tuple[set[int], dict]:
+    """One click per enrolled actor on the first frame of their first visit, the whole video as the range (what a
+    user does). Returns the visits' gt ids and, per actor, what the enrollment captured (against gt)."""
     spans: dict[int, list[int]] = {}
     for frame, rows in gt.items():
         for gid, _ in rows:
             spans.setdefault(gid, []).append(frame)
-    enrol_gids = set()
+    enrol_gids, captured = set(), {}
     for person in ENROLLED:
         first = min((g for g, p in persons.items() if p == person), key=lambda g: min(spans[g]))
         enrol_gids.add(first)
-        a, b = min(spans[first]), max(spans[first])
+        a = min(spans[first])
         box = next(bx for g, bx in gt[a] if g == first)
-        enroll(store, PETS / "vtest.avi", person, a, b, at_frame=a, box=box)
-    return enrol_gids
+        r = enroll(store, PETS / "vtest.avi", person, at_frame=a, box=box)
+        captured[person] = enrollment_capture(store, r.added_keys, first, len(spans[first]), gt, persons, person)
+        captured[person].update(segments=r.segments, span=list(r.frame_span), warnings=r.warnings)
+    return enrol_gids, captured
+
+
+def enrollment_capture(store: Store, keys: list[str], gid: int, visit_boxes: int, gt, persons, person) -> dict:
+    """Share of the visit's gt boxes the enrolled crops cover, and share of enrolled crops that are the person
+    (of those matching a gt box at IoU 0.5; unmatched crops are counted separately)."""
+    crops = store.get_crops(keys, jpeg=False)
+    t = Track(0, "", "", frames=[c.frame for c in crops], boxes=[c.box for c in crops])
+    ids = gt_ids_of_track(t, gt)
+    matched = [i for i in ids if i is not None]
+    own = sum(1 for i in matched if persons.get(i) == person)
+    return {"crops": len(keys), "visit_gt_boxes": visit_boxes,
+            "capture": round(sum(1 for i in matched if i == gid) / visit_boxes, 3),
+            "precision": round(own / max(len(matched), 1), 3), "no_gt_match": len(ids) - len(matched)}
 
 
 def score_tracks(decisions, gt, persons, enrol_gids):
@@ -87,9 +105,9 @@ def main() -> None:
     args = ap.parse_args()
     gt, persons = load_mot_gt(PETS / "gt.txt"), load_persons(PETS / "persons.json")
     store = Store(args.store or tempfile.mkdtemp(prefix="openset-"))
-    enrol_gids = enroll_first_visits(store, gt, persons)
+    enrol_gids, captured = enroll_first_visits(store, gt, persons)
     t = args.threshold
-    report, curves, all_rows = {"threshold": t, "methods": {}}, {}, {}
+    report, curves, all_rows = {"threshold": t, "enrollment": captured, "methods": {}}, {}, {}
     for method in METHODS:
         decisions = identify(store, PETS / "vtest.avi", threshold=t, method=method)
         genuine, stranger, rows = score_tracks(decisions, gt, persons, enrol_gids)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from reid_core.errors import InputError, WeightsError
+from reid_core.precision import ov_config
 from reid_core.weights import resolve
 
 MODEL_NAME = "person-attributes-recognition-crossroad-0230"
@@ -225,7 +226,7 @@ class AttributeModel:
         except Exception as e:  # noqa: BLE001 - OpenVINO raises plain RuntimeError on bad IRs
             raise WeightsError(f"{files.path}: OpenVINO could not read the attribute model ({e})") from e
         model.reshape([-1, 3, MODEL_H, MODEL_W])
-        self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        self.compiled = core.compile_model(model, "CPU", ov_config(PERFORMANCE_HINT="LATENCY"))
         shapes = [tuple(o.get_partial_shape().get_min_shape()) for o in self.compiled.outputs]
         # Outputs are told apart by shape: one with 8 channels, then the top and bottom points in IR order.
         self._attr_out = next(i for i, s in enumerate(shapes) if len(s) > 1 and s[1] == 8)

@@ -1,6 +1,9 @@
 """Cutting person crops out of frames: the fixed 256x128 RGB input every embedder takes, and JPEG for the store."""
 from __future__ import annotations
 
+import io
+import os
+
 import cv2
 import numpy as np
 
@@ -9,6 +12,9 @@ from reid_core.types import Box
 
 CROP_H, CROP_W = 256, 128
 JPEG_QUALITY = 90
+# Uploaded query images beyond this are refused before decoding (a person crop is well under 1 MP; 50 MP covers
+# a full frame of any camera). REID_MAX_IMAGE_MP changes it.
+MAX_IMAGE_PIXELS = int(float(os.environ.get("REID_MAX_IMAGE_MP", "50")) * 1_000_000)
 
 
 def clip_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -52,8 +58,38 @@ def encode_jpeg(patch_bgr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """JPEG/PNG bytes -> BGR image; InputError if they are not a picture."""
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels; InputError if it is not a picture."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the caller decides on the size
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+    except Image.DecompressionBombError:  # PIL refuses to even open images over twice its own limit
+        raise InputError(f"the image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP; images up to "
+                         f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP are accepted: crop or shrink it first") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise InputError("not a readable image (expected JPEG or PNG)") from None
+
+
+def check_image(data: bytes, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of a picture no larger than `max_pixels` (default MAX_IMAGE_PIXELS), from its header alone:
+    a 20000x20000 PNG is a few hundred kB on disk and 1.2 GB decoded. InputError otherwise."""
+    width, height = image_size(data)
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise InputError(f"the image is {width}x{height} px ({width * height / 1e6:.0f} MP); images up to "
+                         f"{limit / 1e6:.0f} MP are accepted: crop or shrink it first")
+    return width, height
+
+
+def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """JPEG/PNG bytes -> BGR image; InputError if they are not a picture or larger than `max_pixels` pixels."""
+    check_image(data, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise InputError("not a readable image (expected JPEG or PNG)")

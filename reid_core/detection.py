@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reid_core.precision import effective, ov_config
 from reid_core.types import Box, Detection
 from reid_core.weights import resolve
 
@@ -32,6 +33,27 @@ class PersonDetector:
         files = resolve(config.model)
         self._model = YOLO(str(files.path.parent), task="detect")
         self._lock = threading.Lock()
+        self.precision = self._pin_precision(files.path)
+
+    def _pin_precision(self, xml) -> str:
+        """Recompile ultralytics' OpenVINO model with the process's precision ($REID_PRECISION): ultralytics
+        compiles with OpenVINO's default, which is bf16 for the INT8 model's float layers on bf16 CPUs.
+        The backend only exists after a first prediction, which doubles as the warm-up."""
+        from functools import partial
+
+        import openvino as ov
+
+        self._model.predict(np.zeros((64, 64, 3), np.uint8), conf=self.config.conf, imgsz=self.config.imgsz,
+                            verbose=False)
+        backend = getattr(self._model.predictor.model, "backend", None)
+        compile_model = getattr(backend, "compile_model", None)
+        if not isinstance(compile_model, partial):  # not the OpenVINO backend: nothing to pin
+            return "unknown"
+        keywords = dict(compile_model.keywords)
+        keywords["config"] = {**keywords.get("config", {}), **ov_config()}
+        backend.compile_model = partial(compile_model.func, **keywords)
+        backend.ov_compiled_model = backend.compile_model(ov.Core().read_model(str(xml)))
+        return effective(backend.ov_compiled_model)
 
     def detect(self, frame_bgr: np.ndarray, frame_index: int = 0) -> list[Detection]:
         c = self.config

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from reid_core import offline
+from reid_core.precision import effective, inference_precision, ov_config
 from reid_core.crops import CROP_H, CROP_W
 from reid_core.errors import InputError, WeightsError
 from reid_core.weights import resolve
@@ -38,7 +39,9 @@ SPECS = {
     "person-reidentification-retail-0287": ModelSpec("", 0, False, False),
     "person-reidentification-retail-0288": ModelSpec("", 0, False, False),
 }
-DEFAULT_MODEL = "osnet_x0_25_msmt17"
+# Chosen by cross-camera measurement (bench/eval_cross.py, docs/evaluation.md): best average over PETS persons,
+# VIPeR, PRID and GRID of the candidates here.
+DEFAULT_MODEL = "person-reidentification-retail-0287"
 BACKENDS = ("openvino", "torch")
 
 
@@ -107,10 +110,8 @@ class TorchEmbedder(Embedder):
             return self.module(torch.from_numpy(batch)).numpy()
 
 
-# bf16 where the CPU computes it natively (AVX512_BF16, AMX): 1.3-1.5x the crops/s of f32 on such a CPU, and what
-# OpenVINO picks there anyway when no precision is given. Cosine to the torch f32 features over 1,123 PETS crops:
-# min 0.9982, mean 0.9993. Elsewhere OpenVINO ignores the hint and computes in f32.
-INFERENCE_PRECISION = "bf16"
+# Precision: reid_core/precision.py ($REID_PRECISION; default bf16 where the CPU computes it natively: 1.3-1.5x the
+# crops/s of f32 there). bf16 against the torch f32 features over 1,123 PETS crops: cosine min 0.9982, mean 0.9993.
 
 # Batches run on models compiled for a fixed batch size: on the batch sizes an ingest really sends (chunks of 2 to
 # 200 crops) that was 1.2-1.3x faster than one dynamic-batch model, in bf16 and f32 alike. A batch is cut greedily
@@ -122,17 +123,19 @@ STATIC_BATCHES = (32, 8, 1)
 class OpenVINOEmbedder(Embedder):
     backend = "openvino"
 
-    def __init__(self, name: str, spec: ModelSpec, flip: bool, precision: str = INFERENCE_PRECISION):
+    def __init__(self, name: str, spec: ModelSpec, flip: bool, precision: str | None = None):
         super().__init__(name, spec, flip)
         import openvino as ov
 
         self._core = ov.Core()
         self._model = self._core.read_model(str(self._model_file(name, spec)))
         # LATENCY with one stream uses both cores on one batch, measured faster than THROUGHPUT here.
-        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+        self._config = ov_config(PERFORMANCE_HINT="LATENCY")
+        if precision:  # tests pin it; everything else follows $REID_PRECISION
+            self._config["INFERENCE_PRECISION_HINT"] = precision
         self._compiled: dict[int, object] = {}
         one = self._compiled_for(1)
-        self.precision = one.get_property("INFERENCE_PRECISION_HINT").to_string()  # what the CPU runs: bf16 / f32
+        self.precision = effective(one)  # what the CPU runs: bf16 / f32
         self.dim = int(one.output(0).get_partial_shape()[-1].get_length())
 
     def _compiled_for(self, size: int):
@@ -218,13 +221,15 @@ def known_embedders() -> list[str]:
     """Manifest embedders, then the trained models found in the weights folders."""
     from reid_core.models import list_trained
 
-    return list(SPECS) + [n for n in list_trained() if n not in SPECS]
+    return list(SPECS) + list(FUSIONS) + [n for n in list_trained() if n not in SPECS]
 
 
 def embedder_spec(name: str) -> ModelSpec:
     """The spec of a manifest embedder or a trained model; WeightsError for an unknown name."""
     if name in SPECS:
         return SPECS[name]
+    if name in FUSIONS:
+        return FUSION_SPEC
     _trained_file(name)
     return TRAINED_SPEC
 
@@ -282,13 +287,15 @@ def build_torch_osnet(name: str):
 def load_embedder(name: str = DEFAULT_MODEL, backend: str = "openvino", flip: bool = False) -> Embedder:
     """Load (once per process) an embedder by manifest name or trained-model name (a NAME.pt file of
     reid_core.models in the weights folders). backend: 'openvino' (fast) or 'torch' (reference)."""
+    if name in FUSIONS:
+        return load_fusion(name, backend, flip)
     # A trained model is cached under its file's hash too: retraining under the same name loads the new weights.
     version = "" if name in SPECS else _short_sha(_trained_file(name))
-    return _load_embedder(name, backend, flip, version)
+    return _load_embedder(name, backend, flip, version, inference_precision())
 
 
 @lru_cache(maxsize=8)
-def _load_embedder(name: str, backend: str, flip: bool, version: str) -> Embedder:
+def _load_embedder(name: str, backend: str, flip: bool, version: str, _precision: str) -> Embedder:
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if name not in SPECS:
@@ -299,3 +306,67 @@ def _load_embedder(name: str, backend: str, flip: bool, version: str) -> Embedde
             raise InputError(f"model {name!r} only runs on the openvino backend")
         return TorchEmbedder(name, spec, flip)
     return OpenVINOEmbedder(name, spec, flip)
+
+
+# ---------------------------------------------------------------- fusion of complementary backbones
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """Several embedders on one cosine scale: the fused feature is the concatenation of the members' L2-normalised
+    features, member i scaled by sqrt(weights[i]), so the fused cosine is sum(weights[i] * cosine_i)."""
+
+    members: tuple[str, ...]
+    weights: tuple[float, ...]  # sum to 1
+    about: str
+
+
+# Equal weights: nothing is tuned on labelled data. bench/eval_cross.py measured the candidates (docs/evaluation.md
+# "Cross-camera evaluation"), including a weight learned without labels from PETS tracker tracks; equal won or tied.
+FUSIONS = {
+    "fusion_osnet_0287": FusionSpec(("osnet_x0_25_msmt17", "person-reidentification-retail-0287"), (0.5, 0.5),
+                                    "OSNet x0.25 MSMT17 + Intel 0287, equal weights"),
+    "fusion_0287_0288": FusionSpec(("person-reidentification-retail-0287", "person-reidentification-retail-0288"),
+                                   (0.5, 0.5), "Intel 0287 + 0288, equal weights"),
+    "fusion_0287_boxmot": FusionSpec(("person-reidentification-retail-0287", "osnet_x0_25_msmt17_boxmot"),
+                                     (0.5, 0.5), "Intel 0287 + OSNet x0.25 MSMT17 (boxmot export), equal weights"),
+}
+FUSION_SPEC = ModelSpec("fusion", 0, True, True)  # a marker: members prepare their own inputs
+
+
+def fuse_features(parts: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
+    """Members' features (any scale) -> fused L2-normalised rows whose cosine is the weighted mean of theirs."""
+    total = float(sum(weights))
+    scaled = [_l2(p) * np.float32(np.sqrt(w / total)) for p, w in zip(parts, weights)]
+    return _l2(np.hstack(scaled))
+
+
+class FusionEmbedder(Embedder):
+    """The members run one after the other on the same crops (each with its own flip averaging)."""
+
+    def __init__(self, name: str, backend: str, flip: bool):
+        super().__init__(name, FUSION_SPEC, flip)
+        self.fusion = FUSIONS[name]
+        self.backend = backend
+        self.members = [load_embedder(m, backend, flip) for m in self.fusion.members]
+        self.dim = sum(m.dim for m in self.members)
+        precisions = {getattr(m, "precision", "f32") for m in self.members}
+        self.precision = precisions.pop() if len(precisions) == 1 else "mixed"
+
+    def embed(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        crops = _check_crops(crops)
+        return fuse_features([m.embed(crops, batch_size) for m in self.members], self.fusion.weights)
+
+
+def load_fusion(name: str, backend: str = "openvino", flip: bool = False) -> FusionEmbedder:
+    spec = FUSIONS[name]
+    if backend == "torch":
+        ir_only = [m for m in spec.members if not SPECS[m].arch]
+        if ir_only:
+            raise InputError(f"{name} fuses {', '.join(ir_only)}, which only run on the openvino backend")
+    return _load_fusion(name, backend, flip)
+
+
+@lru_cache(maxsize=4)
+def _load_fusion(name: str, backend: str, flip: bool) -> FusionEmbedder:
+    return FusionEmbedder(name, backend, flip)

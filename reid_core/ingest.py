@@ -11,21 +11,27 @@ chunk: OpenVINO releases the GIL, so the two halves overlap on the CPU's cores.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
 import os
 import queue
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from reid_core import crops as crop_ops
+from reid_core import names
+from reid_core.calibration import calibration_for
 from reid_core.detection import DetectorConfig, PersonDetector
 from reid_core.embedding import DEFAULT_MODEL, Embedder, load_embedder
 from reid_core.errors import StoreError
@@ -54,7 +60,13 @@ class IngestSettings:
 
 # $REID_EMBEDDER picks the embedder the app and CLI ingest with: a manifest model or a trained one (reid train /
 # reid adapt) by name. One store holds one embedder's features (see check_store_embedder).
-DEFAULT_SETTINGS = IngestSettings(embedder=os.environ.get("REID_EMBEDDER") or DEFAULT_MODEL)
+def settings_for(embedder: str) -> IngestSettings:
+    """Default settings for an embedder: the tracker's appearance gate is on that embedder's cosine scale."""
+    return IngestSettings(tracker=TrackerConfig(appearance_gate=calibration_for(embedder).appearance_gate),
+                          embedder=embedder)
+
+
+DEFAULT_SETTINGS = settings_for(os.environ.get("REID_EMBEDDER") or DEFAULT_MODEL)
 
 
 def chunk_frames() -> int:
@@ -215,33 +227,44 @@ def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int 
 def ingest(video_path: str | Path, store: Store, camera: str | None = None, from_frame: int = 0,
            to_frame: int | None = None, stride: int = 1, settings: IngestSettings = DEFAULT_SETTINGS,
            progress: Progress | None = None, replace: bool = False) -> IngestResult:
-    """Fill the store from a video range. Reuses a completed identical run, resumes an interrupted one."""
+    """Fill the store from a video range. Reuses a completed identical run (or one completed run that covers the
+    range with the same settings), resumes an interrupted one whose owner is gone, waits for one that a live
+    process is writing. A run that fails (a bad file, a full disk) is rolled back, not left half-done."""
+    camera = names.check_camera(camera, video_path)  # before any work; shown in the app, so no markup
     t0 = time.time()
     info = probe(video_path)
     start, stop = check_range(info, from_frame, to_frame, stride)
     run_id = _run_id(info.video_id, start, stop, stride, settings)
-    check_store_embedder(store, settings)
-    video = _register_video(store, info, camera)
-    existing = store.run(run_id)
-    if existing and existing.status == "complete":
-        n_tracks = len(existing.track_map)
-        return IngestResult(video, existing, True, False, n_tracks, existing.crops, time.time() - t0)
-    _check_overlap(store, info.video_id, run_id, start, stop, replace)
+    owner = _new_owner()
+    _ACTIVE.add(owner["token"])  # before the claim: another thread must see this claim as live at once
+    try:
+        claim = _claim_waiting(store, info, camera, run_id, start, stop, stride, settings, owner, replace, progress)
+        video = claim.video
+        if claim.action == "reuse":
+            run = claim.run
+            return IngestResult(video, run, True, False, len(run.track_map), run.crops, time.time() - t0)
+        if claim.deleted:
+            store.compact()  # --replace deleted footage: erase it from the files, as delete does
+        try:
+            run = _write_run(store, info, video, claim.run, settings, owner, progress)
+        except Exception:
+            _rollback(store, run_id, owner)
+            raise
+    finally:
+        _ACTIVE.discard(owner["token"])
+    return IngestResult(video, run, False, claim.action == "resume", len(run.track_map), run.crops,
+                        time.time() - t0)
 
+
+def _write_run(store: Store, info: VideoInfo, video: VideoRecord, run: RunRecord, settings: IngestSettings,
+               owner: dict, progress: Progress | None) -> RunRecord:
     models = models_for(settings)
     tracker = Tracker(settings.tracker)
-    resumed = existing is not None
-    if existing is None:
-        run = RunRecord(run_id, info.video_id, start, stop, stride, settings.as_dict(), next_frame=start,
-                        started=time.time())
-        with store.write() as txn:
-            store.put_run(txn, run)
-    else:
-        run = existing
-        for frame, payload in store.pending(run_id):  # rebuild the tracker's state exactly
-            dets, feats = _unpack_pending(frame, payload)
-            tracker.update(dets, feats)
-
+    start, stop, stride = run.from_frame, run.to_frame, run.stride
+    _heartbeat(store, run, owner)  # model loading can take long: the lease starts again now
+    for frame, payload in store.pending(run.run_id):  # rebuild the tracker's state exactly
+        dets, feats = _unpack_pending(frame, payload)
+        tracker.update(dets, feats)
     total = len(range(start, stop + 1, stride))
     done = len(range(start, run.next_frame, stride))
     if progress:
@@ -249,79 +272,242 @@ def ingest(video_path: str | Path, store: Store, camera: str | None = None, from
     if run.next_frame <= stop:
         for chunk in _detected_chunks(info.path, run.next_frame, stop, stride, models.detector, chunk_frames()):
             _embed_and_track(chunk, models.embedder, tracker)
-            _commit_chunk(store, run, video, chunk, last=chunk[-1].frame + stride > stop)
+            run = _commit_chunk(store, run, video, chunk, owner, last=chunk[-1].frame + stride > stop)
             done += len(chunk)
             if progress:
                 progress(done, total)
-    else:
-        with store.write() as txn:  # killed after the last chunk but before completion was recorded
-            _finish(store, txn, run)
-    return IngestResult(video, store.run(run_id), False, resumed, len(run.track_map), run.crops, time.time() - t0)
+    else:  # killed after the last chunk but before completion was recorded
+        def finish(txn):
+            r = copy.deepcopy(run)
+            _fence(store, txn, r, owner)
+            _finish(store, txn, r)
+            return r
+
+        run = store.transact(finish)
+    return run
 
 
-def _register_video(store: Store, info: VideoInfo, camera: str | None) -> VideoRecord:
-    current = store.video(info.video_id)
-    if current and (camera is None or camera == current.camera):
+# ---- claiming a run: overlap check and the new run in one write transaction -------------------------------------
+_ACTIVE: set[str] = set()  # tokens of the ingests running in this process (a thread that died leaves none)
+_HOST = socket.gethostname()
+
+
+def _process_start(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def _new_owner() -> dict:
+    return {"host": _HOST, "pid": os.getpid(), "start": _process_start(os.getpid()), "token": uuid.uuid4().hex}
+
+
+def lease_seconds() -> float:
+    """How long a partial run's owner may go without committing before others may take the run over ($REID_LEASE_S;
+    only matters across hosts or for a hung process: a dead owner on this host is noticed at once)."""
+    return float(os.environ.get("REID_LEASE_S", "600"))
+
+
+def wait_seconds() -> float:
+    """How long an ingest waits for another process writing the same or an overlapping range ($REID_WAIT_S)."""
+    return float(os.environ.get("REID_WAIT_S", "1800"))
+
+
+def owner_alive(run: RunRecord, now: float | None = None) -> bool:
+    """Is the process that is writing this partial run still at it?"""
+    owner = run.owner or {}
+    now = time.time() if now is None else now
+    if not owner or now - run.heartbeat > lease_seconds():
+        return False
+    if owner.get("host") != _HOST:
+        return True  # another machine: only its lease can tell
+    pid = owner.get("pid")
+    if pid == os.getpid() and abs(owner.get("start", 0) - _process_start(pid)) < 1:
+        return owner.get("token") in _ACTIVE
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - owner.get("start", 0)) < 1 and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, TypeError, ValueError):
+        return False
+
+
+@dataclass
+class _Claim:
+    action: str  # "reuse" | "new" | "resume" | "wait"
+    video: VideoRecord | None
+    run: RunRecord | None
+    deleted: bool = False  # overlapping runs were deleted (--replace) or discarded (stale partial runs)
+
+
+def _claim_waiting(store: Store, info: VideoInfo, camera: str | None, run_id: str, start: int, stop: int,
+                   stride: int, settings: IngestSettings, owner: dict, replace: bool,
+                   progress: Progress | None) -> _Claim:
+    """Claim the run, waiting (bounded, with progress) while a live process writes this range or an overlapping
+    one; afterwards the same range is reused and an overlapping one is claimed or refused as usual."""
+    deadline = time.time() + wait_seconds()
+    while True:
+        claim = store.transact(lambda txn: _claim(store, txn, info, camera, run_id, start, stop, stride, settings,
+                                                  owner, replace))
+        if claim.action != "wait":
+            return claim
+        other = claim.run
+        if time.time() > deadline:
+            who = other.owner or {}
+            raise StoreError(f"frames {other.from_frame}..{other.to_frame} of this video are being ingested by "
+                             f"process {who.get('pid')} on {who.get('host')} (at frame {other.next_frame}); "
+                             f"gave up waiting after {wait_seconds():.0f} s ($REID_WAIT_S); try again later")
+        if progress:
+            progress(len(range(other.from_frame, other.next_frame, other.stride)),
+                     len(range(other.from_frame, other.to_frame + 1, other.stride)))
+        time.sleep(0.2)
+
+
+def _claim(store: Store, txn, info: VideoInfo, camera: str | None, run_id: str, start: int, stop: int, stride: int,
+           settings: IngestSettings, owner: dict, replace: bool) -> _Claim:
+    runs = store.runs_in(txn)
+    _check_embedder(runs, settings)
+    mine = [r for r in runs if r.video_id == info.video_id]
+    current = store.get_video(txn, info.video_id)
+    existing = next((r for r in mine if r.run_id == run_id), None)
+    if existing and existing.status == "complete":
+        return _Claim("reuse", _register_video(store, txn, info, camera, current), existing)
+    if existing and owner_alive(existing):
+        return _Claim("wait", None, existing)
+    now = time.time()
+    if existing:  # stale: its owner died or stopped committing; take it over
+        existing.owner, existing.heartbeat = owner, now
+        store.put_run(txn, existing)
+        return _Claim("resume", _register_video(store, txn, info, camera, current), existing)
+    if not replace:
+        cover = next((r for r in mine if r.status == "complete" and r.stride == stride
+                      and r.settings == settings.as_dict() and r.from_frame <= start and stop <= r.to_frame
+                      and (start - r.from_frame) % stride == 0), None)
+        if cover:  # e.g. enroll 0-49 waited for an ingest of 0-99: that run holds the footage already
+            return _Claim("reuse", _register_video(store, txn, info, camera, current), cover)
+    overlapping = [r for r in mine if not (r.to_frame < start or r.from_frame > stop)]
+    live = [r for r in overlapping if r.status == "partial" and owner_alive(r)]
+    if live:
+        return _Claim("wait", None, live[0])
+    _check_overlap(overlapping, replace)
+    for other in overlapping:  # stale partial runs, or anything with --replace
+        store.delete_run_in(txn, other.run_id)
+    video = _register_video(store, txn, info, camera, current)
+    run = RunRecord(run_id, info.video_id, start, stop, stride, settings.as_dict(), next_frame=start, started=now,
+                    owner=owner, heartbeat=now)
+    store.put_run(txn, run)
+    return _Claim("new", video, run, deleted=bool(overlapping) and replace)
+
+
+def _register_video(store: Store, txn, info: VideoInfo, camera: str | None,
+                    current: VideoRecord | None) -> VideoRecord:
+    """The video's record, written in the claim's transaction (current: as it was before any run was deleted)."""
+    if current and (camera is None or camera == current.camera) and store.get_video(txn, info.video_id):
         return current
     record = VideoRecord(info.video_id, str(Path(info.path).resolve()), camera or (current.camera if current else
                          Path(info.path).stem), info.fps, info.frame_count, info.width, info.height,
                          current.added if current else time.time())
-    with store.write() as txn:
-        store.put_video(txn, record)
+    store.put_video(txn, record)
     return record
 
 
-def check_store_embedder(store: Store, settings: IngestSettings) -> None:
-    """Features of different embedders are not comparable (two 512-d models give plausible-looking but meaningless
-    cosines), so a store keeps the embedder of its first ingest."""
-    others = {r.settings.get("embedder") for r in store.runs()} - {settings.embedder}
-    if others:
-        raise StoreError(f"this store holds features of {', '.join(sorted(others))}; it cannot also hold "
-                         f"{settings.embedder}'s. Use another store (--store DIR / $REID_STORE) for "
-                         f"{settings.embedder}, or ingest with --model {sorted(others)[0]}")
-
-
-def _check_overlap(store: Store, video_id: str, run_id: str, start: int, stop: int, replace: bool) -> None:
-    for other in store.runs(video_id):
-        if other.run_id == run_id or other.to_frame < start or other.from_frame > stop:
-            continue
-        if replace:
-            store.delete_run(other.run_id)
+def _check_overlap(overlapping: list[RunRecord], replace: bool) -> None:
+    """Refuse to mix an overlapping complete run (of another range or settings) with a new one, unless replace.
+    Stale partial runs never block: nobody is writing them and their footage was never visible."""
+    for other in overlapping:
+        if replace or other.status == "partial":
             continue
         raise StoreError(f"frames {other.from_frame}..{other.to_frame} of this video are already ingested "
                          f"(run {other.run_id}, {other.status}) with a different range or settings; "
                          f"ingest a non-overlapping range, or pass --replace to delete that run and re-ingest")
 
 
-def _commit_chunk(store: Store, run: RunRecord, video: VideoRecord, chunk: list[_FrameWork], last: bool) -> None:
-    with store.write() as txn:
+def _fence(store: Store, txn, run: RunRecord, owner: dict) -> None:
+    """Inside a write: this ingest still owns the run (nobody took it over after our lease ran out)."""
+    stored = store.get_run(txn, run.run_id)
+    if stored is None or (stored.owner or {}).get("token") != owner["token"]:
+        raise StoreError(f"the ingest of frames {run.from_frame}..{run.to_frame} was taken over or removed by "
+                         f"another process (this one went {lease_seconds():.0f} s without committing); "
+                         f"run the command again to use its result")
+
+
+def _heartbeat(store: Store, run: RunRecord, owner: dict) -> None:
+    def beat(txn):
+        _fence(store, txn, run, owner)
+        stored = store.get_run(txn, run.run_id)
+        stored.heartbeat = time.time()
+        store.put_run(txn, stored)
+
+    store.transact(beat)
+
+
+def _rollback(store: Store, run_id: str, owner: dict) -> None:
+    """A run that failed part-way is deleted, so it blocks nobody and shows nothing half-done. Best effort: when
+    even this write fails (a full disk), the run stays partial with a dead owner and the next ingest discards or
+    resumes it."""
+    def drop(txn):
+        stored = store.get_run(txn, run_id)
+        if stored is not None and stored.status == "partial" and (stored.owner or {}).get("token") == owner["token"]:
+            store.delete_run_in(txn, run_id)
+
+    try:
+        store.transact(drop)
+    except StoreError:
+        pass
+
+
+def check_store_embedder(store: Store, settings: IngestSettings) -> None:
+    """Features of different embedders are not comparable (two 512-d models give plausible-looking but meaningless
+    cosines), so a store keeps the embedder of its first ingest."""
+    _check_embedder(store.runs(), settings)
+
+
+def _check_embedder(runs: list[RunRecord], settings: IngestSettings) -> None:
+    others = {r.settings.get("embedder") for r in runs} - {settings.embedder}
+    if others:
+        raise StoreError(f"this store holds features of {', '.join(sorted(others))}; it cannot also hold "
+                         f"{settings.embedder}'s. Use another store (--store DIR / $REID_STORE) for "
+                         f"{settings.embedder}, or ingest with --model {sorted(others)[0]}")
+
+
+def _commit_chunk(store: Store, run: RunRecord, video: VideoRecord, chunk: list[_FrameWork], owner: dict,
+                  last: bool) -> RunRecord:
+    """One chunk in one transaction; the run's new state is returned (a rerun after map growth starts over from
+    `run`, which is not touched)."""
+    jpegs = {(w.frame, di): crop_ops.encode_jpeg(crop_ops.cut(w.image, w.detections[di].box))
+             for w in chunk for di, _ in w.assigned}
+
+    def commit(txn) -> RunRecord:
+        r = copy.deepcopy(run)
+        _fence(store, txn, r, owner)
         per_track: dict[int, list[str]] = {}
         for work in chunk:
-            store.put_pending(txn, run.run_id, work.frame, work.pending)
+            store.put_pending(txn, r.run_id, work.frame, work.pending)
             for di, tid in work.assigned:
                 det = work.detections[di]
-                store_tid = run.track_map.get(str(tid))
+                store_tid = r.track_map.get(str(tid))
                 if store_tid is None:
                     store_tid = store.next_track_id(txn)
-                    run.track_map[str(tid)] = store_tid
+                    r.track_map[str(tid)] = store_tid
                 key = crop_key(video.video_id, work.frame, di)
-                jpeg = crop_ops.encode_jpeg(crop_ops.cut(work.image, det.box))
                 meta = CropMeta(video.video_id, video.camera, work.frame, det.box.as_list(), round(det.score, 4),
-                                store_tid, run.run_id)
-                store.put_crop(txn, key, jpeg, meta, work.features[di])
+                                store_tid, r.run_id)
+                store.put_crop(txn, key, jpegs[(work.frame, di)], meta, work.features[di])
                 per_track.setdefault(store_tid, []).append(key)
-                run.crops += 1
+                r.crops += 1
         for tid, keys in per_track.items():
-            store.append_to_track(txn, tid, video.video_id, video.camera, run.run_id, keys)
-        run.next_frame = chunk[-1].frame + run.stride
+            store.append_to_track(txn, tid, video.video_id, video.camera, r.run_id, keys)
+        r.next_frame = chunk[-1].frame + r.stride
+        r.heartbeat = time.time()
         if last:
-            _finish(store, txn, run)
+            _finish(store, txn, r)
         else:
-            store.put_run(txn, run)
+            store.put_run(txn, r)
+        return r
+
+    return store.transact(commit)
 
 
 def _finish(store: Store, txn, run: RunRecord) -> None:
     run.status = "complete"
     run.finished = time.time()
+    run.owner, run.heartbeat = {}, 0.0  # a complete run has no owner: stores of equal content compare equal
     store.clear_pending(txn, run.run_id)
     store.put_run(txn, run)

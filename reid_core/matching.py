@@ -13,23 +13,26 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_core.calibration import calibration_for
 from reid_core.crops import decode_image, to_model_input
 from reid_core.embedding import load_embedder
 from reid_core.errors import InputError, StoreError
 from reid_core.ingest import DEFAULT_SETTINGS, Progress, check_store_embedder, ingest
+from reid_core.segments import SegmentConfig, split_track
 from reid_core.store import Store, validate_name
 from reid_core.types import Box, Identity, Match, Track
 from reid_core.video import check_range, probe
 
-# Calibrated by bench/calibrate.py on PETS09-S2L1 (docs/identify.md): the equal-error point of the genuine/impostor
-# track-pair score distributions, computed leaving one actor out at a time (fold thresholds 0.796..0.876, median
-# 0.842), the median rounded down to 0.05. The one place the default lives; the CLI and the app read it from here.
-DEFAULT_THRESHOLD = 0.80
+# Every cosine threshold belongs to the embedder it was measured for (reid_core/calibration.py). The decision
+# threshold is calibrated by bench/calibrate.py on PETS09-S2L1 (docs/identify.md); the CLI and the app read it here.
+CALIBRATION = calibration_for(DEFAULT_SETTINGS.embedder)
+DEFAULT_THRESHOLD = CALIBRATION.threshold
+SEGMENTS = SegmentConfig(change_similarity=CALIBRATION.change_similarity)
 MIN_TRACK_CROPS = 3  # shorter tracks are mostly detector flicker; they still get scored but never chosen first
 # Joining a person's track across the boundary of two adjacent ingest runs (each run starts a fresh tracker):
 STITCH_GAP = 2  # frames a track may end before its run ends / start after the next run starts
 STITCH_IOU = 0.3  # last box of one part vs first box of the next
-STITCH_COSINE = 0.6  # and their mean appearance (the tracker's own appearance gate)
+STITCH_COSINE = CALIBRATION.appearance_gate  # and their mean appearance (the tracker's own appearance gate)
 
 
 def _l2(v: np.ndarray) -> np.ndarray:
@@ -65,12 +68,7 @@ class Gallery:
         for ident in store.identities():
             if not ident.keys:
                 continue
-            crops = store.get_crops(ident.keys, jpeg=False, feature=True)
-            groups: dict[int, list] = {}
-            for c in crops:
-                groups.setdefault(c.track_id, []).append(c)
-            rows = [aggregate(np.stack([c.feature for c in g]), [c.box for c in g], [c.score for c in g], method)
-                    for g in groups.values()]
+            rows = [aggregate(f, seg.boxes, seg.scores, method) for seg, f in identity_segments(store, ident)]
             names.append(ident.name)
             cents.append(np.stack(rows))
         return cls(names, cents)
@@ -86,10 +84,34 @@ class Gallery:
         return Match(best if scores[best] >= threshold else None, best, scores[best], threshold)
 
 
+def identity_segments(store: Store, ident: Identity) -> list[tuple[Track, np.ndarray]]:
+    """An identity's crops as appearance-consistent segments with their features (grouped by track, each group
+    cut where its appearance changes), so one stray stretch never blurs the rest."""
+    crops = store.get_crops(ident.keys, jpeg=False, feature=True)
+    groups: dict[int, Track] = {}
+    feats: dict[int, list[np.ndarray]] = {}
+    for c in sorted(crops, key=lambda c: (c.track_id, c.frame)):
+        t = groups.setdefault(c.track_id, Track(c.track_id, c.video_id, c.camera))
+        t.keys.append(c.key)
+        t.frames.append(c.frame)
+        t.boxes.append(c.box)
+        t.scores.append(c.score)
+        feats.setdefault(c.track_id, []).append(c.feature)
+    out = []
+    for tid, t in groups.items():
+        f = np.stack(feats[tid])
+        for seg in split_track(t, f, SEGMENTS):
+            idx = [t.keys.index(k) for k in seg.keys]
+            out.append((seg, f[idx]))
+    return out
+
+
 # ---- tracks of a video, joined across ingest runs ------------------------------------------------------------------
 def video_tracks(store: Store, video_id: str, from_frame: int | None = None,
                  to_frame: int | None = None) -> list[Track]:
-    """The video's person tracks in a range, with tracks cut by an ingest-run boundary joined again.
+    """The video's person segments in a range: tracks cut by an ingest-run boundary joined again, then every
+    track cut where its appearance changes (reid_core/segments.py), so a track that switched people is decided
+    part by part.
 
     Every ingest run starts a fresh tracker, so footage ingested as several ranges (an enrollment range first, the
     rest later) would otherwise split a person at each boundary into short parts that match poorly. A track ending
@@ -98,6 +120,13 @@ def video_tracks(store: Store, video_id: str, from_frame: int | None = None,
     keeps the id of its first part."""
     from scipy.optimize import linear_sum_assignment
 
+    segments = []
+    for t in _joined_tracks(store, video_id, from_frame, to_frame):
+        segments += split_track(t, store.features(t.keys), SEGMENTS)
+    return sorted(segments, key=lambda t: (t.frames[0], t.track_id, t.segment))
+
+
+def _joined_tracks(store: Store, video_id: str, from_frame: int | None, to_frame: int | None) -> list[Track]:
     tracks = store.tracks(video_id, from_frame, to_frame)
     runs = [r for r in store.runs(video_id) if r.status == "complete"]
     if len(runs) < 2 or len(tracks) < 2:
@@ -178,62 +207,6 @@ def ensure_ingested(store: Store, video: str | Path, from_frame: int = 0, to_fra
     return info.video_id, start, stop
 
 
-# ---- enroll -----------------------------------------------------------------------------------------------------
-@dataclass
-class EnrollResult:
-    identity: Identity
-    added_keys: list[str]
-    track_ids: list[int]
-    sample_keys: list[str]
-
-
-def _track_at(tracks: list[Track], frame: int, box: Box) -> Track | None:
-    best, best_iou = None, 0.0
-    cx, cy = box.x + box.w / 2, box.y + box.h / 2
-    for t in tracks:
-        b = t.box_at(frame)
-        if b is None:
-            continue
-        iou = b.iou(box) if box.w > 1 and box.h > 1 else (1.0 if b.contains(cx, cy) else 0.0)
-        if iou > best_iou:
-            best, best_iou = t, iou
-    return best if best_iou >= 0.3 else None
-
-
-def pick_person(store: Store, video_id: str, from_frame: int, to_frame: int, at_frame: int | None = None,
-                box: Box | None = None) -> Track:
-    tracks = video_tracks(store, video_id, from_frame, to_frame)
-    if not tracks:
-        raise StoreError(f"nobody was detected in frames {from_frame}..{to_frame}")
-    if at_frame is not None and box is not None:
-        if not from_frame <= at_frame <= to_frame:
-            raise InputError(f"--at-frame {at_frame} is outside the range {from_frame}..{to_frame}")
-        picked = _track_at(tracks, at_frame, box)
-        if picked is None:
-            raise StoreError(f"the box {box.as_list()} at frame {at_frame} holds nobody: no tracked person "
-                             f"overlaps it; people at that frame: "
-                             f"{[t.box_at(at_frame).as_list() for t in tracks if t.box_at(at_frame)] or 'none'}")
-        return picked
-    real = [t for t in tracks if len(t) >= MIN_TRACK_CROPS]
-    if len(real) == 1:
-        return real[0]
-    listing = "; ".join(f"track {t.track_id}: frame {t.frames[0]} box {','.join(str(int(v)) for v in t.boxes[0].as_list())}"
-                        for t in real[:12])
-    raise StoreError(f"{len(real)} people are in frames {from_frame}..{to_frame}; pick one with --at-frame F "
-                     f"--box x,y,w,h (in the app: click the person). Candidates: {listing}")
-
-
-def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_frame: int | None = None,
-           at_frame: int | None = None, box: Box | None = None, camera: str | None = None,
-           progress: Progress | None = None) -> EnrollResult:
-    name = validate_name(name)  # before any work: a bad name must not cost an ingest
-    video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, camera, progress)
-    track = pick_person(store, video_id, start, stop, at_frame, box)
-    ident = store.add_to_identity(name, track.keys)
-    step = max(1, len(track.keys) // 6)
-    return EnrollResult(ident, track.keys, [track.track_id], track.keys[::step][:6])
-
-
 # ---- verify and identify ----------------------------------------------------------------------------------------
 @dataclass
 class TrackDecision:
@@ -242,6 +215,11 @@ class TrackDecision:
     frames: list[int]
     boxes: list[Box]
     keys: list[str] = field(default_factory=list)
+    segment: int = 0  # which appearance segment of the track (0: the whole track), see reid_core/segments.py
+
+    @property
+    def label(self) -> str:
+        return f"{self.track_id}.{self.segment}" if self.segment else str(self.track_id)
 
 
 def identify(store: Store, video: str | Path, from_frame: int = 0, to_frame: int | None = None,
@@ -254,7 +232,7 @@ def identify(store: Store, video: str | Path, from_frame: int = 0, to_frame: int
     out = []
     for t in video_tracks(store, video_id, start, stop):
         m = gallery.match(track_feature(store, t, method), threshold)
-        out.append(TrackDecision(t.track_id, m, t.frames, t.boxes, t.keys))
+        out.append(TrackDecision(t.track_id, m, t.frames, t.boxes, t.keys, t.segment))
     return out
 
 
@@ -349,14 +327,14 @@ def refine(decisions: list[TrackDecision], threshold: float | None = None, ident
         if len(keep) < max(1, min_crops):
             continue
         out.append(TrackDecision(d.track_id, m, [d.frames[i] for i in keep], [d.boxes[i] for i in keep],
-                                 [d.keys[i] for i in keep] if len(d.keys) == len(d.frames) else d.keys))
+                                 [d.keys[i] for i in keep] if len(d.keys) == len(d.frames) else d.keys, d.segment))
     return out
 
 
 def decisions_json(decisions: list[TrackDecision], threshold: float) -> dict:
     """The `reid identify --json` contract."""
     return {"threshold": threshold,
-            "tracks": [{"track_id": d.track_id, "identity": d.match.identity, "best_match": d.match.best_match,
+            "tracks": [{"track_id": d.track_id, "segment": d.segment, "identity": d.match.identity, "best_match": d.match.best_match,
                         "score": round(d.match.score, 4), "frames": [int(f) for f in d.frames],
                         "boxes": [b.as_list() for b in d.boxes]} for d in decisions]}
 

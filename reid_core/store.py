@@ -13,7 +13,10 @@ Layout (LMDB named databases, all keys UTF-8):
   counters     "track" -> next track id
 
 Every write is one LMDB transaction: a crash leaves the store as it was before that call, never half-written.
-LMDB allows one writer and many readers across processes, so concurrent app users and CLI runs are safe.
+LMDB allows one writer and many readers across processes; ingest claims its frame range in the same transaction
+that checks for overlaps (reid_core/ingest.py), so concurrent app users and CLI runs never duplicate work.
+Opening, map growth, compaction and error translation live in reid_core/store_env.py; docs/store.md has the rules.
+Deleting an identity or a run compacts the store afterwards, so the deleted bytes are gone from the files.
 """
 from __future__ import annotations
 
@@ -30,11 +33,12 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
+from reid_core import names
 from reid_core.errors import StoreError
+from reid_core.store_env import SharedEnv, shared_env, translate
 from reid_core.types import Box, Crop, Identity, Track
 
 DBS = ("videos", "runs", "crops", "meta", "feats", "tracks", "pending", "identities", "annotations", "counters")
-MAP_SIZE = 1 << 40  # address space only; LMDB files grow as data is written
 NAME_MAX = 64
 
 
@@ -72,6 +76,10 @@ class RunRecord:
     crops: int = 0
     started: float = 0.0
     finished: float = 0.0
+    # who is writing a partial run: {"host", "pid", "start" (process start time), "token" (one ingest call)};
+    # emptied when the run completes. heartbeat: time of the owner's last commit (its lease starts there).
+    owner: dict = field(default_factory=dict)
+    heartbeat: float = 0.0
 
 
 @dataclass
@@ -99,57 +107,63 @@ def _dumps(obj) -> bytes:
 
 
 def validate_name(name: str) -> str:
-    """An identity name people can type and files can carry: letters, digits, space, . _ - ' ; no path tricks."""
-    if not isinstance(name, str):
-        raise StoreError("identity name must be text")
-    cleaned = unicodedata.normalize("NFC", name).strip()
-    if not cleaned:
-        raise StoreError("identity name is empty")
-    if len(cleaned) > NAME_MAX:
-        raise StoreError(f"identity name is longer than {NAME_MAX} characters")
-    if any(unicodedata.category(c).startswith("C") for c in cleaned):
-        raise StoreError("identity name contains control characters")
-    if "/" in cleaned or "\\" in cleaned or ".." in cleaned or cleaned.startswith("."):
-        raise StoreError(f"identity name {name!r} contains a path separator or '..'; use letters, digits, "
-                         "spaces and . _ - '")
-    if not re.fullmatch(r"[\w .'\-]+", cleaned):
-        raise StoreError(f"identity name {name!r} has characters other than letters, digits, spaces and . _ - '")
-    return cleaned
+    """An identity name people can type and files can carry (rules: reid_core/names.py)."""
+    return names.validate_name(name)
 
 
 class Store:
-    """One store folder. Open it once per process and share it (LMDB forbids opening the same env twice)."""
-
-    _open_envs: dict[str, lmdb.Environment] = {}
-    _open_lock = threading.Lock()
+    """One store folder. Any number of Store objects of one folder share one LMDB environment per process
+    (LMDB forbids opening the same env twice); a compaction reopens it for all of them."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        key = str(self.path.resolve())
-        with Store._open_lock:
-            env = Store._open_envs.get(key)
-            if env is None:
-                env = lmdb.open(key, map_size=MAP_SIZE, max_dbs=len(DBS) + 2, subdir=True, max_readers=256)
-                Store._open_envs[key] = env
-        self.env = env
-        self.db = {name: env.open_db(name.encode()) for name in DBS}
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise translate(e, self.path) from None
+        self._shared: SharedEnv = shared_env(self.path, DBS)
+
+    @property
+    def env(self) -> lmdb.Environment:
+        return self._shared.env
+
+    @property
+    def db(self) -> dict:
+        return self._shared.dbs
 
     # ---- transactions -------------------------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[lmdb.Transaction]:
-        """One atomic write: everything inside commits together or not at all."""
-        with self.env.begin(write=True) as txn:
+        """One atomic write: everything inside commits together or not at all. LMDB failures come out as one
+        StoreError line (disk full, store damaged, ...). Prefer transact(), which also survives a full map."""
+        with self._shared.transaction(write=True) as txn:
             yield txn
+
+    def transact(self, fn):
+        """fn(txn) in one write transaction, run again on a fresh one if the map had to grow: fn must only change
+        the store through txn (or copies of its arguments), so that a rerun starts from the same state."""
+        return self._shared.write_retrying(fn)
 
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
-        with self.env.begin() as txn:
+        with self._shared.transaction(write=False) as txn:
             yield txn
 
     def _get_json(self, txn, db: str, key: bytes):
         raw = txn.get(key, db=self.db[db])
         return None if raw is None else json.loads(raw)
+
+    def get_run(self, txn, run_id: str) -> RunRecord | None:
+        raw = self._get_json(txn, "runs", run_id.encode())
+        return RunRecord(**raw) if raw else None
+
+    def runs_in(self, txn, video_id: str | None = None) -> list[RunRecord]:
+        runs = [RunRecord(**json.loads(v)) for _, v in self._scan(txn, "runs")]
+        return [r for r in runs if video_id is None or r.video_id == video_id]
+
+    def get_video(self, txn, video_id: str) -> VideoRecord | None:
+        raw = self._get_json(txn, "videos", video_id.encode())
+        return VideoRecord(**raw) if raw else None
 
     def _scan(self, txn, db: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         cur = txn.cursor(db=self.db[db])
@@ -172,8 +186,7 @@ class Store:
 
     def runs(self, video_id: str | None = None) -> list[RunRecord]:
         with self.read() as txn:
-            runs = [RunRecord(**json.loads(v)) for _, v in self._scan(txn, "runs")]
-        return [r for r in runs if video_id is None or r.video_id == video_id]
+            return self.runs_in(txn, video_id)
 
     def run(self, run_id: str) -> RunRecord | None:
         with self.read() as txn:
@@ -217,24 +230,38 @@ class Store:
         rec.keys.extend(keys)
         txn.put(track_key(track_id), _dumps(rec), db=self.db["tracks"])
 
-    def delete_run(self, run_id: str) -> int:
-        """Remove a run and everything it stored (crops, features, tracks); identities lose those crops."""
-        with self.write() as txn:
-            raw = self._get_json(txn, "runs", run_id.encode())
-            if raw is None:
+    def delete_run(self, run_id: str, compact: bool = True) -> int:
+        """Remove a run and everything it stored (crops, features, tracks, replay data); identities lose those
+        crops. With compact, the store is rebuilt afterwards so the bytes are gone from the files too."""
+        def remove(txn):
+            if self._get_json(txn, "runs", run_id.encode()) is None:
                 raise StoreError(f"no ingest run {run_id!r}")
-            run = RunRecord(**raw)
-            doomed = set()
-            for tid in run.track_map.values():
-                rec = self._get_json(txn, "tracks", track_key(tid))
-                if rec:
-                    doomed.update(rec["keys"])
-                    txn.delete(track_key(tid), db=self.db["tracks"])
-            self._delete_crops(txn, doomed, tracks_too=False)
-            self.clear_pending(txn, run_id)
-            txn.delete(run_id.encode(), db=self.db["runs"])
-            if not any(json.loads(v)["video_id"] == run.video_id for _, v in self._scan(txn, "runs")):
-                txn.delete(run.video_id.encode(), db=self.db["videos"])
+            return self.delete_run_in(txn, run_id)
+
+        n = self.transact(remove)
+        if compact:
+            self.compact()
+        return n
+
+    def delete_run_in(self, txn, run_id: str) -> int:
+        """delete_run inside the caller's transaction (no compaction). Returns the crops removed."""
+        run = self.get_run(txn, run_id)
+        if run is None:
+            return 0
+        # the run's crops by their metadata, not only by track_map: a partial run's last chunk may hold crops of
+        # tracks whose records are written in the same chunk, and a crash leaves neither or both
+        prefix = f"{run.video_id}/".encode()
+        doomed = {k.decode() for k, v in self._scan(txn, "meta", prefix) if json.loads(v)["run_id"] == run_id}
+        for tid in run.track_map.values():
+            rec = self._get_json(txn, "tracks", track_key(tid))
+            if rec:
+                doomed.update(rec["keys"])
+                txn.delete(track_key(tid), db=self.db["tracks"])
+        self._delete_crops(txn, doomed, tracks_too=False)
+        self.clear_pending(txn, run_id)
+        txn.delete(run_id.encode(), db=self.db["runs"])
+        if not any(json.loads(v)["video_id"] == run.video_id for _, v in self._scan(txn, "runs")):
+            txn.delete(run.video_id.encode(), db=self.db["videos"])
         return len(doomed)
 
     def _delete_crops(self, txn, keys: Iterable[str], tracks_too: bool = True) -> None:
@@ -348,14 +375,19 @@ class Store:
         return out
 
     def put_annotations(self, kind: str, items: dict[str, bytes]) -> None:
-        with self.write() as txn:
+        def put(txn):
             for key, value in items.items():
                 txn.put(f"{key}\0{kind}".encode(), value, db=self.db["annotations"])
+
+        self.transact(put)
 
     # ---- identities ---------------------------------------------------------------------------------------------
     def identities(self) -> list[Identity]:
         with self.read() as txn:
             return [Identity(**json.loads(v)) for _, v in self._scan(txn, "identities")]
+
+    def _identity_names(self, txn) -> list[str]:
+        return [k.decode() for k, _ in self._scan(txn, "identities")]
 
     def identity(self, name: str) -> Identity | None:
         with self.read() as txn:
@@ -369,6 +401,8 @@ class Store:
                 if txn.get(key.encode(), db=self.db["meta"]) is None:
                     raise StoreError(f"no crop {key!r} in the store")
             raw = self._get_json(txn, "identities", name.encode())
+            if raw is None:
+                names.validate_new_name(name, self._identity_names(txn))
             ident = Identity(**raw) if raw else Identity(name, [], time.time())
             ident.keys.extend(k for k in keys if k not in set(ident.keys))
             txn.put(name.encode(), _dumps(ident), db=self.db["identities"])
@@ -382,6 +416,7 @@ class Store:
                 raise StoreError(f"no identity named {old!r}")
             if old != new and txn.get(new.encode(), db=self.db["identities"]) is not None:
                 raise StoreError(f"an identity named {new!r} already exists; merge instead")
+            names.validate_new_name(new, [n for n in self._identity_names(txn) if n != old])
             raw["name"] = new
             txn.delete(old.encode(), db=self.db["identities"])
             txn.put(new.encode(), json.dumps(raw).encode(), db=self.db["identities"])
@@ -391,6 +426,9 @@ class Store:
         target = validate_name(target)
         with self.write() as txn:
             raw = self._get_json(txn, "identities", target.encode())
+            if raw is None:  # a new target may resemble a source it replaces, not another identity
+                gone = {validate_name(src) for src in sources}
+                names.validate_new_name(target, [n for n in self._identity_names(txn) if n not in gone])
             ident = Identity(**raw) if raw else Identity(target, [], time.time())
             for src in sources:
                 src = validate_name(src)
@@ -404,16 +442,42 @@ class Store:
             txn.put(target.encode(), _dumps(ident), db=self.db["identities"])
         return ident
 
-    def delete_identity(self, name: str) -> int:
-        """Delete the identity and the crops/features that enrolled it (not only the name). Returns crops removed."""
+    def delete_identity(self, name: str, compact: bool = True) -> int:
+        """Delete the identity and the crops/features/annotations that enrolled it (not only the name), except
+        crops another identity also holds (membership is counted: two people enrolled from one track keep each
+        other's crops). Other crops of the same tracks stay: they are footage like any passer-by's, and a track
+        is no proof of identity. With compact the store is rebuilt afterwards, so the deleted JPEGs, features and
+        the name are gone from the files, not only unlinked. Returns the crops removed."""
         name = validate_name(name)
-        with self.write() as txn:
+
+        def remove(txn):
             raw = self._get_json(txn, "identities", name.encode())
             if raw is None:
                 raise StoreError(f"no identity named {name!r}")
             txn.delete(name.encode(), db=self.db["identities"])
-            self._delete_crops(txn, raw["keys"])
-        return len(raw["keys"])
+            held = {k for _, v in self._scan(txn, "identities") for k in json.loads(v)["keys"]}
+            doomed = [k for k in raw["keys"] if k not in held]
+            self._delete_crops(txn, doomed)
+            return len(doomed)
+
+        n = self.transact(remove)
+        if compact:
+            self.compact()
+        return n
+
+    # ---- erasure and integrity ----------------------------------------------------------------------------------
+    def compact(self) -> CompactResult:
+        """Rebuild the store into a fresh file (under the cross-process writer lock) and swap it in: reclaims
+        space and leaves no byte of deleted records in the store folder (store_env.SharedEnv.compact)."""
+        t0 = time.time()
+        before, after = self._shared.compact()
+        return CompactResult(before, after, time.time() - t0)
+
+    def check(self, isolated: bool = True) -> CheckReport:
+        """Decode every record and check the references between them (one read transaction). Isolated, the walk
+        runs in a forked child: LMDB keeps no page checksums, and a page overwritten with garbage can send it
+        past the end of the file (SIGBUS), which then ends the child, not this process."""
+        return check_isolated(self.path) if isolated else check_store(self)
 
     # ---- summary ------------------------------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -425,3 +489,134 @@ class Store:
         """Every key and value of every database (for tests comparing two stores)."""
         with self.read() as txn:
             return {name: {bytes(k): bytes(v) for k, v in self._scan(txn, name)} for name in DBS}
+
+
+@dataclass
+class CompactResult:
+    bytes_before: int
+    bytes_after: int
+    seconds: float
+
+
+@dataclass
+class CheckReport:
+    counts: dict[str, int]
+    problems: list[str]
+    bytes: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_store(store: Store, max_listed: int = 50) -> CheckReport:
+    """Every database decodes, and crops/meta/features/tracks/runs/identities/annotations refer to each other
+    consistently. A damaged page shows as a problem (LMDB's error), not as a crash."""
+    problems: list[str] = []
+    counts: dict[str, int] = {}
+
+    def bad(msg: str) -> None:
+        problems.append(msg)
+
+    try:
+        with store.read() as txn:
+            recs: dict[str, dict] = {}
+            raw: dict[str, dict[bytes, bytes]] = {}
+            for name in DBS:
+                try:
+                    raw[name] = {bytes(k): bytes(v) for k, v in store._scan(txn, name)}
+                except lmdb.Error as e:
+                    bad(f"{name}: cannot be read ({e})")
+                    raw[name] = {}
+                counts[name] = len(raw[name])
+            for name, cls in (("videos", VideoRecord), ("runs", RunRecord), ("meta", CropMeta),
+                              ("tracks", TrackRecord), ("identities", Identity)):
+                recs[name] = {}
+                for k, v in raw[name].items():
+                    try:
+                        recs[name][k.decode()] = asdict(cls(**json.loads(v)))
+                    except (ValueError, TypeError) as e:
+                        bad(f"{name} {k[:60]!r}: does not decode ({type(e).__name__})")
+            metas, runs, tracks = recs["meta"], recs["runs"], recs["tracks"]
+            crops = {k.decode("utf-8", "replace"): v for k, v in raw["crops"].items()}
+            feats = {k.decode("utf-8", "replace"): v for k, v in raw["feats"].items()}
+            for key in crops.keys() - metas.keys():
+                bad(f"crop {key}: JPEG without metadata")
+            for key in metas.keys() - crops.keys():
+                bad(f"crop {key}: metadata without JPEG")
+            for key in metas.keys() ^ feats.keys():
+                bad(f"crop {key}: feature and metadata do not match (one is missing)")
+            sizes = {len(v) for v in feats.values()}
+            if len(sizes) > 1 or any(n % 4 for n in sizes):
+                bad(f"features have mixed or odd sizes {sorted(sizes)[:5]} bytes")
+            for key, jpeg in crops.items():
+                if not (jpeg.startswith(b"\xff\xd8") and jpeg.rstrip(b"\0").endswith(b"\xff\xd9")):
+                    bad(f"crop {key}: not a complete JPEG")
+            for key, f in feats.items():
+                if len(f) % 4 == 0 and not np.isfinite(np.frombuffer(f, np.float32)).all():
+                    bad(f"crop {key}: feature has NaN/inf")
+            for key, m in metas.items():
+                if m["run_id"] not in runs:
+                    bad(f"crop {key}: its run {m['run_id']} does not exist")
+                t = tracks.get(track_key(m["track_id"]).decode())
+                if t is None:
+                    if runs.get(m["run_id"], {}).get("status") == "complete":
+                        bad(f"crop {key}: its track {m['track_id']} does not exist")
+                elif key not in set(t["keys"]):
+                    bad(f"crop {key}: track {m['track_id']} does not list it")
+            for tk, t in tracks.items():
+                for key in t["keys"]:
+                    if key not in metas:
+                        bad(f"track {t['track_id']}: lists missing crop {key}")
+                if t["run_id"] not in runs:
+                    bad(f"track {t['track_id']}: its run {t['run_id']} does not exist")
+            for rid, r in runs.items():
+                if r["video_id"] not in recs["videos"]:
+                    bad(f"run {rid}: its video {r['video_id'][:12]} does not exist")
+                if r["status"] not in ("partial", "complete"):
+                    bad(f"run {rid}: unknown status {r['status']!r}")
+            for name, ident in recs["identities"].items():
+                missing = [k for k in ident["keys"] if k not in metas]
+                if missing:
+                    bad(f"identity {name!r}: {len(missing)} enrolled crops are missing (e.g. {missing[0]})")
+            for k in raw["annotations"]:
+                key = k.split(b"\0", 1)[0].decode("utf-8", "replace")
+                if key not in metas:
+                    bad(f"annotation of missing crop {key}")
+            for k in raw["pending"]:
+                rid = k.decode("utf-8", "replace").split("/", 1)[0]
+                if runs.get(rid, {}).get("status") != "partial":
+                    bad(f"replay data of run {rid}, which is not a partial run")
+    except StoreError as e:
+        bad(str(e))
+    size = sum(f.stat().st_size for f in store.path.glob("*.mdb"))
+    if len(problems) > max_listed:
+        problems = problems[:max_listed] + [f"... and {len(problems) - max_listed} more"]
+    return CheckReport(counts, problems, size)
+
+
+def check_isolated(path: Path) -> CheckReport:
+    """check_store in a child process (a fresh interpreter: LMDB refuses a second open of one env per process,
+    and a forked child inherits that registry); a child killed by a signal means damaged pages."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import json, sys, dataclasses\n"
+            "from reid_core.store import Store, check_store\n"
+            "from reid_core.errors import ReidError\n"
+            "try:\n"
+            "    r = dataclasses.asdict(check_store(Store(sys.argv[1])))\n"
+            "except ReidError as e:\n"
+            "    r = {'counts': {}, 'problems': [str(e)], 'bytes': 0}\n"
+            "print(json.dumps(r))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        return CheckReport({}, [f"store damaged: reading {path} crashed the checker ({sig}): pages of data.mdb "
+                                f"are overwritten or garbled; restore the folder from a backup"], 0)
+    try:
+        return CheckReport(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError, TypeError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return CheckReport({}, [f"the store checker failed: {tail}"], 0)

@@ -24,7 +24,9 @@ class TrackerConfig:
     track_buffer: int = 30  # processed frames a lost track waits to be re-found
     match_thresh: float = 0.8
     fuse_score: bool = True
-    appearance_gate: float = 0.6  # min cosine(track feature, detection feature) to associate; 0 disables
+    # min cosine(track feature, detection feature) to associate; 0 disables. On the embedder's cosine scale: the
+    # ingest sets it from reid_core/calibration.py (0.45 for Intel 0287); 0.6 is the OSNet x0.25 value.
+    appearance_gate: float = 0.6
 
 
 class _Boxes:

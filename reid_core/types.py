@@ -75,7 +75,9 @@ class Crop:
 
 @dataclass
 class Track:
-    """A person followed through consecutive frames of one video."""
+    """A person followed through consecutive frames of one video. After appearance segmentation
+    (reid_core/segments.py) a track that switched people is several Tracks with the same track_id and
+    `segment` 1, 2, ... in time order (0: an unsplit track)."""
 
     track_id: int
     video_id: str
@@ -84,9 +86,15 @@ class Track:
     frames: list[int] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    segment: int = 0
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    @property
+    def label(self) -> str:
+        """How people see it: "12" for a whole track, "12.2" for the second segment of a split one."""
+        return f"{self.track_id}.{self.segment}" if self.segment else str(self.track_id)
 
     def box_at(self, frame: int) -> Box | None:
         for f, b in zip(self.frames, self.boxes):

@@ -5,7 +5,8 @@ import subprocess
 import pytest
 
 from reid_core.errors import InputError, ReidError, StoreError, VideoError
-from reid_core.matching import DEFAULT_THRESHOLD, enroll, identify, search_image, verify
+from reid_core.enrollment import enroll
+from reid_core.matching import DEFAULT_THRESHOLD, identify, search_image, verify
 from tests.conftest import VIDEO, reid_cli, served
 
 

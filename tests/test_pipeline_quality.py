@@ -3,6 +3,7 @@ from collections import Counter
 
 from reid_core.detection import PersonDetector
 from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, match_boxes
+from reid_core.matching import video_tracks
 from reid_core.video import read_frames
 from tests.conftest import GT, VIDEO
 
@@ -38,21 +39,22 @@ def test_stored_crops_recall(pets_store):
     assert hits / total >= 0.75
 
 
-def test_track_purity(pets_store):
-    """Each predicted track: >= 90% of its boxes that match a gt box (IoU 0.5) carry its majority gt id.
+def test_segment_purity(pets_store):
+    """Each segment (the unit every decision is made on: a track cut where its appearance changes): >= 90% of its
+    boxes that match a gt box (IoU 0.5) carry its majority gt id.
 
     Boxes matching no gt box are left out of the ratio: they are detector/annotation misses (recall measures those)
     or people the annotation skips (a passer-by on the far path at the top-left is not in gt.txt)."""
-    store, _ = pets_store
+    store, result = pets_store
     gt = load_mot_gt(GT)
-    tracks = store.tracks()
-    assert len(tracks) >= 10
+    segments = video_tracks(store, result.video.video_id)
+    assert len(segments) >= 10
     worst = 1.0
-    for t in tracks:
+    for t in segments:
         ids = [i for i in gt_ids_of_track(t, gt) if i is not None]
         if not ids:
             continue
         purity = Counter(ids).most_common(1)[0][1] / len(ids)
-        print(f"track {t.track_id}: {len(t)} boxes, purity {purity:.3f}")
+        print(f"segment {t.label}: {len(t)} boxes, purity {purity:.3f}")
         worst = min(worst, purity)
     assert worst >= 0.90

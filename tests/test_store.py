@@ -80,3 +80,16 @@ def test_annotations_cache(store_copy):
 def test_store_reopens_same_env(tmp_path):
     a, b = Store(tmp_path), Store(tmp_path)
     assert a.env is b.env
+
+
+def test_delete_run_erases_and_check_passes(store_copy):
+    store = store_copy
+    run = store.runs()[0]
+    sample = store.get_crops([k for t in store.tracks()[:3] for k in t.keys[:5]], jpeg=True, feature=True)
+    assert store.check().ok
+    assert store.delete_run(run.run_id) == run.crops
+    assert store.stats() == {"videos": 0, "runs": 0, "crops": 0, "tracks": 0, "identities": 0}
+    blob = b"".join(f.read_bytes() for f in store.path.glob("*.mdb"))
+    # the tail of a JPEG is its own entropy-coded data (the head is the encoder's shared tables)
+    assert not any(c.jpeg[-70:-6] in blob or c.feature.tobytes()[:64] in blob for c in sample)
+    assert store.check().ok

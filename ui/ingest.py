@@ -8,9 +8,12 @@ import cv2
 import gradio as gr
 import numpy as np
 
+from reid_core import checks
 from reid_core.errors import ReidError
 from reid_core.ingest import ingest
+from reid_core.names import validate_camera
 from reid_core.video import probe, read_frame
+from ui.markdown import md
 
 
 def _range_info(video: str | None, start) -> tuple[str, np.ndarray | None]:
@@ -20,10 +23,10 @@ def _range_info(video: str | None, start) -> tuple[str, np.ndarray | None]:
         return "Upload a video (mp4, avi, mkv, mov).", None
     try:
         info = probe(video)
-        frame = read_frame(video, min(int(start or 0), info.frame_count - 1))
+        frame = read_frame(video, min(checks.frame(start or 0), info.frame_count - 1))
     except ReidError as e:
-        return f"**Cannot use this file:** {e}", None
-    text = (f"{Path(video).name}: {info.frame_count} frames (0..{info.frame_count - 1}), {info.fps:.1f} fps, "
+        return f"**Cannot use this file:** {md(e)}", None
+    text = (f"{md(Path(video).name)}: {info.frame_count} frames (0..{info.frame_count - 1}), {info.fps:.1f} fps, "
             f"{info.width}x{info.height}")
     return text, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
@@ -49,13 +52,15 @@ def build(get_store: Callable[[], object]) -> None:
         if not video_path:
             return "**Upload a video first.**"
         try:
-            res = ingest(video_path, get_store(), camera=camera_name or None, from_frame=int(start or 0),
-                         to_frame=None if stop in (None, "") else int(stop), stride=int(step or 1),
+            camera = validate_camera(camera_name) if (camera_name or "").strip() else None
+            a, b = checks.frame_range(start or 0, stop)
+            res = ingest(video_path, get_store(), camera=camera, from_frame=a, to_frame=b,
+                         stride=checks.count(step or 1, "every K-th frame"),
                          progress=lambda done, total: progress(done / max(total, 1), desc=f"frame {done}/{total}"))
         except ReidError as e:
-            return f"**Error:** {e}"
+            return f"**Error:** {md(e)}"
         verb = "Already stored" if res.reused else ("Resumed and stored" if res.resumed else "Stored")
-        return (f"**{verb}:** {res.video.camera}, frames {res.run.from_frame}..{res.run.to_frame}: "
+        return (f"**{verb}:** {md(res.video.camera)}, frames {res.run.from_frame}..{res.run.to_frame}: "
                 f"{res.tracks} people tracks, {res.crops} crops ({res.seconds:.1f} s).")
 
     go.click(run, [video, camera, from_frame, to_frame, stride], result, api_name="ingest")

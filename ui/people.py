@@ -1,20 +1,22 @@
 """The app's Enroll, Verify, Identify, Search-by-image and Gallery tabs: thin shells over reid_core.matching."""
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import gradio as gr
-import numpy as np
 
-from reid_core.crops import decode_image
-from reid_core.errors import ReidError
-from reid_core.matching import (DEFAULT_THRESHOLD, UNKNOWN, decisions_json, enroll, export, filter_hits, hits_json,
+from reid_core import checks
+from reid_core.errors import InputError, ReidError
+from reid_core.enrollment import enroll
+from reid_core.matching import (DEFAULT_THRESHOLD, UNKNOWN, decisions_json, export, filter_hits, hits_json,
                                  identify, refine, search_image, verify, video_tracks)
+from reid_core.names import validate_new_name
 from reid_core.types import Box
 from reid_core.video import probe, read_frame
+from ui.files import AppFiles
+from ui.markdown import md
 
 VIDEO_TYPES = ["video", ".avi", ".mkv", ".mov", ".mp4"]
 THRESHOLD_HELP = (f"Similarity needed to name someone (cosine of mean appearance features). Default "
@@ -22,16 +24,30 @@ THRESHOLD_HELP = (f"Similarity needed to name someone (cosine of mean appearance
                   f"leave-one-person-out. Higher = fewer strangers named, more people missed.")
 
 
-def _rgb(jpeg: bytes) -> np.ndarray:
-    return cv2.cvtColor(decode_image(jpeg), cv2.COLOR_BGR2RGB)
+def _files(get_store: Callable, files: AppFiles | None) -> Callable[[], AppFiles]:
+    """The app's temp folder (ui/files.py); built lazily from the store path when the caller gave none."""
+    cache: list[AppFiles] = [files] if files is not None else []
+
+    def get() -> AppFiles:
+        if not cache:
+            cache.append(AppFiles.for_store(get_store().path))
+        return cache[0]
+
+    return get
 
 
-def _thumbs(store, keys: list[str], label: str) -> list[tuple[np.ndarray, str]]:
-    return [(_rgb(c.jpeg), f"{label} · frame {c.frame}") for c in store.get_crops(keys)]
+def _thumbs(files: AppFiles, store, keys: list[str], label: str) -> list[tuple[str, str]]:
+    """Crops as files in the app's folder (so deleting an identity can delete them), with captions."""
+    return [(files.crop_file(c.key, c.jpeg), f"{label} · frame {c.frame}") for c in store.get_crops(keys)]
 
 
 def _range(start, stop) -> tuple[int, int | None]:
-    return int(start or 0), None if stop in (None, "") else int(stop)
+    a, b = checks.frame_range(start, stop)
+    return a or 0, b
+
+
+def _score(value, what: str) -> float:
+    return checks.score(value, what)
 
 
 def _video_inputs():
@@ -42,7 +58,8 @@ def _video_inputs():
     return video, start, stop
 
 
-def build_enroll(get_store: Callable) -> None:
+def build_enroll(get_store: Callable, files: AppFiles | None = None) -> None:
+    get_files = _files(get_store, files)
     gr.Markdown("Enroll a person: upload footage, set the frame range, and if several people are in it, click the "
                 "person on the preview frame.")
     with gr.Row():
@@ -62,10 +79,10 @@ def build_enroll(get_store: Callable) -> None:
             return None, ""
         try:
             info = probe(path)
-            image = read_frame(path, min(int(frame or 0), info.frame_count - 1))
+            f = min(checks.frame(frame or 0, "pick frame"), info.frame_count - 1)
+            image = read_frame(path, f)
         except ReidError as e:
-            return None, f"**Cannot use this file:** {e}"
-        f = min(int(frame or 0), info.frame_count - 1)
+            return None, f"**Cannot use this file:** {md(e)}"
         people = [t for t in video_tracks(get_store(), info.video_id, f, f)] if get_store().video(info.video_id) else []
         for t in people:  # footage already in the store: show who can be picked
             b = t.boxes[0]
@@ -88,12 +105,16 @@ def build_enroll(get_store: Callable) -> None:
                 x, y = (float(v) for v in point.split(","))
                 box = Box(x, y, 0, 0)
             s, e = _range(a, b)
-            r = enroll(get_store(), path, who, s, e, int(frame) if box else None, box,
+            at = checks.frame(frame, "pick frame") if box else None
+            store = get_store()
+            if store.identity(who or "") is None:  # a new name: refuse look-alikes before the ingest, not after
+                validate_new_name(who or "", [i.name for i in store.identities()])
+            r = enroll(store, path, who, s, e, at, box,
                        progress=lambda d, t: progress(d / max(t, 1), desc=f"frame {d}/{t}"))
         except (ReidError, ValueError) as err:
-            return f"**Not enrolled:** {err}", []
-        return (f"**Enrolled {r.identity.name}**: +{len(r.added_keys)} crops (track {r.track_ids[0]}), "
-                f"{len(r.identity.keys)} in total.", _thumbs(get_store(), r.sample_keys, r.identity.name))
+            return f"**Not enrolled:** {md(err)}", []
+        return (f"**Enrolled {md(r.identity.name)}**: +{len(r.added_keys)} crops (track {r.track_ids[0]}), "
+                f"{len(r.identity.keys)} in total.", _thumbs(get_files(), get_store(), r.sample_keys, r.identity.name))
 
     video.change(show, [video, at_frame], [preview, message], api_name=False)
     at_frame.change(show, [video, at_frame], [preview, message], api_name=False)
@@ -101,7 +122,8 @@ def build_enroll(get_store: Callable) -> None:
     go.click(run, [video, start, stop, name, at_frame, click], [message, sample], api_name="enroll")
 
 
-def build_verify(get_store: Callable) -> None:
+def build_verify(get_store: Callable, files: AppFiles | None = None) -> None:
+    get_files = _files(get_store, files)
     with gr.Row():
         with gr.Column():
             video, start, stop = _video_inputs()
@@ -117,14 +139,14 @@ def build_verify(get_store: Callable) -> None:
             return "**Upload a video first.**", []
         try:
             s, e = _range(a, b)
-            r = verify(get_store(), path, who or "", s, e, float(t),
+            r = verify(get_store(), path, who or "", s, e, _score(t, "threshold"),
                        progress=lambda d, n: progress(d / max(n, 1), desc=f"frame {d}/{n}"))
         except ReidError as err:
-            return f"**Cannot verify:** {err}", []
-        word = "✅ Detected: it is " + r.claim if r.match else "❌ No match for " + r.claim
-        store = get_store()
+            return f"**Cannot verify:** {md(err)}", []
+        word = "✅ Detected: it is " + md(r.claim) if r.match else "❌ No match for " + md(r.claim)
+        store, f = get_store(), get_files()
         return (f"## {word}\nscore **{r.score:.0%}** (threshold {r.threshold:.0%}), track {r.track_id}",
-                _thumbs(store, r.probe_keys, "probe") + _thumbs(store, r.identity_keys, r.claim))
+                _thumbs(f, store, r.probe_keys, "probe") + _thumbs(f, store, r.identity_keys, r.claim))
 
     claim.focus(lambda: gr.update(choices=[i.name for i in get_store().identities()]), None, claim, api_name=False)
     go.click(run, [video, start, stop, claim, threshold], [verdict, side], api_name="verify")
@@ -134,12 +156,13 @@ def _opt_int(v) -> int | None:
     return None if v in (None, "") else int(v)
 
 
-def _export_files(result: dict, stem: str) -> list[str]:
-    out = tempfile.mkdtemp(prefix=f"reid-{stem}-")
-    return [str(export(result, f"{out}/{stem}.csv")), str(export(result, f"{out}/{stem}.json"))]
+def _export_files(files: AppFiles, result: dict, stem: str) -> list[str]:
+    out = files.export_dir()
+    return [str(export(result, out / f"{stem}.csv")), str(export(result, out / f"{stem}.json"))]
 
 
-def build_identify(get_store: Callable) -> None:
+def build_identify(get_store: Callable, files: AppFiles | None = None) -> None:
+    get_files = _files(get_store, files)
     decisions = gr.State([])
     with gr.Row():
         with gr.Column():
@@ -163,33 +186,39 @@ def build_identify(get_store: Callable) -> None:
     def render(ds, t, who, f0, f1, n):
         if not ds:
             return "Run Identify first.", [], [], None
-        shown = refine(ds, float(t), (who or "").strip() or None, _opt_int(f0), _opt_int(f1), int(n or 0))
-        store = get_store()
+        try:
+            t = _score(t, "threshold")
+            f0, f1 = checks.frame_range(f0, f1)
+            n = checks.count(n or 0, "shortest track", minimum=0)
+        except InputError as err:
+            return f"**Cannot show the results:** {md(err)}", [], [], None
+        shown = refine(ds, t, (who or "").strip() or None, f0, f1, n)
+        store, files_ = get_store(), get_files()
         rows, thumbs = [], []
         for d in shown:
             name = d.match.identity or UNKNOWN
             rows.append([d.track_id, name, d.match.best_match or "", round(d.match.score * 100, 1),
                          f"{d.frames[0]}..{d.frames[-1]}", len(d.frames)])
             mid = d.keys[len(d.keys) // 2]
-            thumbs.append((_rgb(store.get_crops([mid])[0].jpeg),
+            thumbs.append((files_.crop_file(mid, store.get_crops([mid])[0].jpeg),
                            f"{'✅ ' + name if d.match.identity else '❔ unknown'} · {d.match.score:.0%} · "
                            f"track {d.track_id} · frames {d.frames[0]}..{d.frames[-1]}"))
         named = sum(1 for d in shown if d.match.identity)
         people = sorted({d.match.identity for d in shown if d.match.identity})
         text = (f"**{named} of {len(shown)} tracks named** at threshold {float(t):.0%}"
-                + (f" ({', '.join(people)})" if people else "") + "; the rest are unknown."
+                + (f" ({', '.join(md(p) for p in people)})" if people else "") + "; the rest are unknown."
                 + (f" Showing {len(shown)} of {len(ds)} tracks." if len(shown) != len(ds) else ""))
-        return text, thumbs, rows, _export_files(decisions_json(shown, float(t)), "identify")
+        return text, thumbs, rows, _export_files(files_, decisions_json(shown, t), "identify")
 
     def run(path, a, b, t, who, f0=None, f1=None, n=0, progress=gr.Progress()):
         if not path:
             return [], "**Upload a video first.**", [], [], None
         try:
             s, e = _range(a, b)
-            ds = identify(get_store(), path, s, e, float(t),
+            ds = identify(get_store(), path, s, e, _score(t, "threshold"),
                           progress=lambda d, n: progress(d / max(n, 1), desc=f"frame {d}/{n}"))
         except ReidError as err:
-            return [], f"**Cannot identify:** {err}", [], [], None
+            return [], f"**Cannot identify:** {md(err)}", [], [], None
         if not ds:
             return [], "Nobody was detected in this range.", [], [], None
         return [ds, *render(ds, t, who, f0, f1, n)]
@@ -206,7 +235,8 @@ def build_identify(get_store: Callable) -> None:
                api_name=False)
 
 
-def build_search_image(get_store: Callable) -> None:
+def build_search_image(get_store: Callable, files: AppFiles | None = None) -> None:
+    get_files = _files(get_store, files)
     gr.Markdown("### Find people by an image")
     with gr.Row():
         with gr.Column():
@@ -231,30 +261,35 @@ def build_search_image(get_store: Callable) -> None:
         if not path:
             return [], "**Upload an image first.**", [], None
         try:
-            with open(path, "rb") as f:
-                store = get_store()
-                hits = search_image(store, f.read(), None)
+            k = checks.count(k, "results")
+            floor = _score(floor or 0, "minimum similarity")
+            a, b = checks.frame_range(a, b)
+            data = checks.image_file(path)  # size caps before anything decodes it
+            store = get_store()
+            hits = search_image(store, data, None)
         except ReidError as err:
-            return [], f"**Cannot search:** {err}", [], None
+            return [], f"**Cannot search:** {md(err)}", [], None
         total = len(hits)
-        hits = filter_hits(hits, float(floor or 0) or None, cam or None, None, _opt_int(a), _opt_int(b))[:int(k)]
+        hits = filter_hits(hits, floor or None, cam or None, None, a, b)[:k]
         result = hits_json(hits, store)
         crops = {c.key: c for c in store.get_crops([h.key for h in hits])}
-        items = [(_rgb(crops[h.key].jpeg), f"{h.score:.0%} · {h.camera} · frame {h.frame} · track {h.track_id}")
-                 for h in hits]
+        files_ = get_files()
+        items = [(files_.crop_file(h.key, crops[h.key].jpeg),
+                  f"{h.score:.0%} · {h.camera} · frame {h.frame} · track {h.track_id}") for h in hits]
         rows = [[i, round(r["score"] * 100, 1), r["camera"], Path(r["video"] or r["video_id"]).name, r["frame"],
                  r["track_id"]] for i, r in enumerate(result["results"], 1)]
         if not total:
             return [], "The store holds no crops yet: ingest or enroll some footage first.", [], None
         msg = f"{len(hits)} tracks shown (of {total} in the store)" if hits else "No track passes the filters."
-        return items, msg, rows, _export_files(result, "search_image") if hits else None
+        return items, msg, rows, _export_files(files_, result, "search_image") if hits else None
 
     go.click(run, [image, top_k, min_score, camera, f0, f1], [results, note, table, files], api_name="search_image")
     camera.focus(lambda: gr.update(choices=[""] + sorted({v.camera for v in get_store().videos()})), None, camera,
                  api_name=False)
 
 
-def build_gallery(get_store: Callable) -> None:
+def build_gallery(get_store: Callable, files: AppFiles | None = None) -> None:
+    get_files = _files(get_store, files)
     with gr.Row():
         refresh = gr.Button("Refresh")
         name = gr.Textbox(label="Identity")
@@ -276,7 +311,7 @@ def build_gallery(get_store: Callable) -> None:
             n_tracks = len({c.track_id for c in store.get_crops(i.keys, jpeg=False)}) if i.keys else 0
             rows.append([i.name, len(i.keys), n_tracks])
             if crops:
-                pics.append((_rgb(crops[0].jpeg), f"{i.name} · {len(i.keys)} crops"))
+                pics.append((get_files().crop_file(crops[0].key, crops[0].jpeg), f"{i.name} · {len(i.keys)} crops"))
         groups: dict[str, list[str]] = {}
         for v in store.videos():
             groups.setdefault(v.camera, []).append(v.video_id[:12])
@@ -287,13 +322,28 @@ def build_gallery(get_store: Callable) -> None:
         try:
             return listing(fn(*args))
         except ReidError as err:
-            return listing(f"**Error:** {err}")
+            return listing(f"**Error:** {md(err)}")
+
+    def rename(a, b):
+        ident = get_store().rename_identity(a, b)
+        get_files().forget([a], [])  # exports under the old name; the thumbnails are keyed by crop, still valid
+        return f"Renamed {md(a)} to {md(ident.name)}."
+
+    def merge(a, b):
+        ident = get_store().merge_identities([a], b)
+        get_files().forget([a], [])
+        return f"Merged {md(a)} into {md(ident.name)}."
+
+    def delete(a):
+        store = get_store()
+        ident = store.identity(a)
+        keys = ident.keys if ident else []
+        n = store.delete_identity(a)
+        get_files().forget([ident.name if ident else a], keys)  # its thumbnails and exports go with it
+        return f"Deleted {md(a)} and {n} crops."
 
     outputs = [message, thumbs, table, cameras]
     refresh.click(listing, None, outputs, api_name="gallery_list")
-    rename_btn.click(lambda a, b: act(lambda: (get_store().rename_identity(a, b), f"Renamed {a} to {b}.")[1]),
-                     [name, new_name], outputs, api_name="gallery_rename")
-    merge_btn.click(lambda a, b: act(lambda: (get_store().merge_identities([a], b), f"Merged {a} into {b}.")[1]),
-                    [name, new_name], outputs, api_name="gallery_merge")
-    delete_btn.click(lambda a: act(lambda: f"Deleted {a} and {get_store().delete_identity(a)} crops."),
-                     [name], outputs, api_name="gallery_delete")
+    rename_btn.click(lambda a, b: act(rename, a, b), [name, new_name], outputs, api_name="gallery_rename")
+    merge_btn.click(lambda a, b: act(merge, a, b), [name, new_name], outputs, api_name="gallery_merge")
+    delete_btn.click(lambda a: act(delete, a), [name], outputs, api_name="gallery_delete")

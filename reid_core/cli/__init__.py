@@ -5,7 +5,7 @@ import typer
 
 from reid_core.cli import common
 
-app = typer.Typer(help="reid-studio: person re-identification over video.", no_args_is_help=True,
+app = typer.Typer(help="reid-studio: person re-identification over video.", no_args_is_help=False,
                   pretty_exceptions_enable=False, add_completion=False)
 
 # Each module adds its commands to `app`; the order here is the order of `reid --help`.
@@ -14,8 +14,9 @@ from reid_core.cli import ingest as _ingest  # noqa: E402
 from reid_core.cli import search_text as _search_text  # noqa: E402
 from reid_core.cli import eval as _eval  # noqa: E402
 from reid_core.cli import train as _train  # noqa: E402
+from reid_core.cli import store_cmd as _store_cmd  # noqa: E402
 
-for _module in (_ingest, _identities, _search_text, _eval, _train):
+for _module in (_ingest, _identities, _search_text, _eval, _train, _store_cmd):
     _module.register(app)
 
 

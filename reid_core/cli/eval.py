@@ -22,6 +22,8 @@ def eval_cmd(
                                              "gt/gt.txt or gt.txt, optional persons.json).")] = None,
     market: Annotated[Path | None, typer.Option("--market", help="Market-1501 style folder (query/, "
                                                 "bounding_box_test/).")] = None,
+    peta: Annotated[Path | None, typer.Option("--peta", help="PETA subset folder (VIPeR, PRID, GRID, or names "
+                                              "PID_CAM...), scored single-shot cross-camera.")] = None,
     features: Annotated[Path | None, typer.Option("--features", help=".npz with query/gallery features, pids, "
                                                   "camids.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", help="Embedder; repeat for an ensemble "
@@ -57,9 +59,9 @@ def eval_cmd(
     """Score re-identification: mAP, CMC (rank 1/5/10/20), mINP, TAR@FAR, EER; writes a JSON report and PNGs."""
     from reid_core.evaluation import runner
 
-    sources = [s for s in (mot, market, features) if s is not None]
+    sources = [s for s in (mot, market, peta, features) if s is not None]
     if len(sources) != 1:
-        raise InputError("give exactly one of --mot DIR, --market DIR or --features FILE.npz")
+        raise InputError("give exactly one of --mot DIR, --market DIR, --peta DIR or --features FILE.npz")
     if frames is not None and mot is None:
         raise InputError("--frames applies to --mot sequences only")
     chosen = {"models": tuple(model) if model else None, "backend": backend, "flip": flip, "rerank": rerank,
@@ -87,9 +89,11 @@ def eval_cmd(
         report = evaluation.run(settings, out_dir, save_features=save_features)
     elif market is not None:
         report = runner.evaluate_market(market, settings, out_dir, cache=cache, log=log, save_features=save_features)
+    elif peta is not None:
+        report = runner.evaluate_peta(peta, settings, out_dir, cache=cache, log=log, save_features=save_features)
     else:
         if save_features is not None:
-            raise InputError("--save-features applies to --mot and --market; the features are already a file")
+            raise InputError("--save-features applies to --mot, --market and --peta; the features are already a file")
         report = runner.evaluate_features(features, settings, out_dir)
     emit(report.to_dict(), json_out, lambda _: _table(report))
 

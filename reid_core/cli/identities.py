@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from reid_core import checks
 from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
 from reid_core.errors import InputError
 from reid_core.matching import DEFAULT_THRESHOLD
@@ -15,7 +16,7 @@ FromOpt = Annotated[int, typer.Option("--from-frame", help="First frame, 0-based
 ToOpt = Annotated[int | None, typer.Option("--to-frame", help="Last frame, inclusive (default: end).")]
 ThresholdOpt = Annotated[float, typer.Option(help="Similarity needed for a match (cosine, 0..1).")]
 
-gallery_app = typer.Typer(help="List, rename, merge and delete enrolled identities.", no_args_is_help=True)
+gallery_app = typer.Typer(help="List, rename, merge and delete enrolled identities.")
 
 
 def register(app: typer.Typer) -> None:
@@ -39,11 +40,20 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
                camera: Annotated[str | None, typer.Option(help="Camera/source name.")] = None,
                store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Make (or add to) an identity from the person in a video range."""
-    from reid_core.matching import enroll, parse_box
+    from reid_core.enrollment import enroll
+    from reid_core.matching import parse_box
+
+    from reid_core.names import validate_camera, validate_new_name
 
     if (at_frame is None) != (box is None):
         raise InputError("--at-frame and --box go together")
-    r = enroll(_store(store), video, name, from_frame, to_frame, at_frame, parse_box(box) if box else None, camera)
+    checks.frame_range(from_frame, to_frame)
+    checks.frame(at_frame, "--at-frame")
+    camera = validate_camera(camera) if camera is not None else None
+    s = _store(store)
+    if s.identity(name) is None:  # a new identity: refuse a reserved or look-alike name before the ingest
+        validate_new_name(name, [i.name for i in s.identities()])
+    r = enroll(s, video, name, from_frame, to_frame, at_frame, parse_box(box) if box else None, camera)
     out = {"name": r.identity.name, "added_crops": len(r.added_keys), "total_crops": len(r.identity.keys),
            "track_ids": r.track_ids, "sample_keys": r.sample_keys}
     emit(out, json_out, lambda o: f"enrolled {o['name']}: +{o['added_crops']} crops from track(s) "
@@ -54,6 +64,7 @@ def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed
                from_frame: FromOpt = 0, to_frame: ToOpt = None, threshold: ThresholdOpt = DEFAULT_THRESHOLD,
                store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Is the claimed identity in this footage? Match or no match, with the score and threshold."""
+    threshold = checks.score(threshold)  # checks first: a mistake should not wait for the models to import
     from reid_core.matching import verify
 
     r = verify(_store(store), video, claim, from_frame, to_frame, threshold)
@@ -72,14 +83,16 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
                  export: Annotated[Path | None, typer.Option(help="Also write the result list to .csv or .json")] = None,
                  store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Name every person track in the footage, or call it unknown (open set)."""
+    threshold = checks.score(threshold)
+    checks.count(min_crops, "--min-crops", minimum=0)
+    if export is not None:  # before the work: a typo in the folder must not cost the whole run
+        export = checks.export_path(export)
     from reid_core.matching import decisions_json, export as write_export, identify, refine
 
-    if export is not None and export.suffix.lower() not in (".csv", ".json"):
-        raise InputError(f"--export must end in .csv or .json, got {export.name}")
     decisions = identify(_store(store), video, from_frame, to_frame, threshold, aggregate)
     out = decisions_json(refine(decisions, identity=identity, min_crops=min_crops), threshold)
     if export:
-        write_export(out, export)
+        _write_export(write_export, out, export)
 
     def human(o):
         lines = [f"threshold {o['threshold']:.2f}"]
@@ -100,19 +113,29 @@ def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (
                      export: Annotated[Path | None, typer.Option(help="Also write the results to .csv or .json")] = None,
                      store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Find the stored tracks that look most like the person in IMAGE (best crop of each track, cosine)."""
+    top_k = checks.count(top_k, "--top-k")
+    if min_score is not None:
+        min_score = checks.score(min_score, "--min-score")
+    checks.frame_range(from_frame, to_frame)
+    if export is not None:
+        export = checks.export_path(export)
+    data = checks.image_file(image)
     from reid_core.matching import export as write_export, filter_hits, hits_json, search_image
 
-    if not image.is_file():
-        raise InputError(f"{image}: no such file")
-    if top_k < 1:
-        raise InputError("--top-k must be at least 1")
     s = _store(store)
-    hits = filter_hits(search_image(s, image.read_bytes(), None), min_score, camera, video_id, from_frame, to_frame)
+    hits = filter_hits(search_image(s, data, None), min_score, camera, video_id, from_frame, to_frame)
     out = hits_json(hits[:top_k], s)
     if export:
-        write_export(out, export)
+        _write_export(write_export, out, export)
     emit(out, json_out, lambda o: "\n".join(f"{r['score']:.3f}  track {r['track_id']}  {r['camera']} frame "
                                             f"{r['frame']}" for r in o["results"]) or "no stored crops match")
+
+
+def _write_export(write, result: dict, path: Path) -> None:
+    try:
+        write(result, path)
+    except OSError as e:  # permissions, a full disk; the ingest is kept, so running again costs only the matching
+        raise InputError(f"--export: cannot write {str(path)!r}: {e.strerror or e}") from None
 
 
 @gallery_app.command("list")

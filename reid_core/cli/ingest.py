@@ -37,6 +37,10 @@ def ingest_cmd(
     from reid_core.ingest import DEFAULT_SETTINGS, ingest
     from reid_core.store import Store
 
+    from reid_core.names import validate_camera
+
+    if camera is not None:  # the library checks too; here it fails before the progress bar appears
+        validate_camera(camera)
     settings = with_changes(DEFAULT_SETTINGS, embedder=model) if model else DEFAULT_SETTINGS
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=json_out) as bar:
@@ -63,8 +67,10 @@ def embed_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Embed an array of crops with the project's embedder (for outside benchmarks)."""
+    from reid_core.checks import count
     from reid_core.embedding import load_embedder
 
+    count(batch_size, "--batch-size")
     try:
         crops = np.load(inp, allow_pickle=False)
     except (OSError, ValueError) as e:

@@ -17,7 +17,7 @@ from reid_core.cli.common import JsonOpt, emit, store_path
 from reid_core.errors import InputError
 
 train_app = typer.Typer(help="Train embedders: MoCo pretraining, supervised fine-tuning; list trained models.",
-                        no_args_is_help=True)
+                        no_args_is_help=False)  # "Missing command" is a usage error (common.run)
 
 Name = Annotated[str, typer.Option("--name", help="Name of the trained model (written as NAME.pt to "
                                    "$REID_WEIGHTS_DIR or weights/; use it with --model NAME anywhere).")]

@@ -417,3 +417,180 @@ def save_features(path: str | Path, qf: np.ndarray, gf: np.ndarray, query: Items
     np.savez_compressed(path, query_features=qf, gallery_features=gf, query_pids=query.pids,
                         gallery_pids=gallery.pids, query_camids=query.camids, gallery_camids=gallery.camids)
     return path
+
+
+# ---------------------------------------------------------------- PETA subsets (single-shot cross-camera)
+
+# File-name grammars of the PETA copies (data/peta/SOURCE.txt). Matched against the whole stem.
+VIPER_NAME = re.compile(r"(\d+)_(\d+)_([12])")  # PPP_ANGLE_CAM
+PRID_NAME = re.compile(r"(\d+)_([ab])")  # PPPP_a / PPPP_b
+GRID_NAME = re.compile(r"(\d+)_(\d+)_(\d+)_(-?\d+)_(-?\d+)_(\d+)_(\d+)")  # PPPP_CAM_FRAME_x_y_w_h
+GENERIC_NAME = re.compile(r"(\d+)_([A-Za-z0-9]+)(?:_.*)?")  # PID_CAM[_anything], e.g. SARC3D 001_front
+PRID_SHARED_IDS = 200  # PRID 2011: persons 1-200 are the same people in both cameras; the rest differ
+DISTRACTOR_OFFSET = 1_000_000  # pids given to people who must never match a query (PRID b ids > 200)
+
+
+@dataclass(frozen=True)
+class PetaName:
+    """What a PETA file name says: person, camera (an int; for the generic grammar the index of its token) and,
+    for GRID, the frame on the shared clock."""
+
+    pid: int
+    cam: int
+    frame: int = -1
+
+
+@dataclass(frozen=True)
+class PetaCounts:
+    queries: int
+    gallery: int
+    query_identities: int
+    distractors: int  # gallery images whose person is no query's
+    images_in_folder: int
+    images_unused: int
+
+
+@dataclass
+class PetaProtocol:
+    root: Path
+    subset: str  # "viper", "prid", "grid" or "generic"
+    query: Items
+    gallery: Items
+    description: str  # one line: which images are queries, which the gallery
+    images_in_folder: int
+
+    def counts(self) -> PetaCounts:
+        qids = set(self.query.pids.tolist())
+        distractors = int(sum(1 for p in self.gallery.pids.tolist() if p not in qids))
+        used = len(self.query) + len(self.gallery)
+        if self.subset == "generic":
+            used = len(self.query)  # every image is a query and also in the gallery
+        return PetaCounts(len(self.query), len(self.gallery), len(qids), distractors, self.images_in_folder,
+                          self.images_in_folder - used)
+
+
+def _peta_images(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def detect_peta_subset(stems: list[str]) -> str | None:
+    """The first grammar every name follows: viper, prid, grid, then the generic PID_CAM; None if none does."""
+    for subset, grammar in (("viper", VIPER_NAME), ("prid", PRID_NAME), ("grid", GRID_NAME),
+                            ("generic", GENERIC_NAME)):
+        if stems and all(grammar.fullmatch(s) for s in stems):
+            return subset
+    return None
+
+
+def parse_peta_name(subset: str, stem: str, cameras: dict[str, int] | None = None) -> PetaName:
+    """One file name under a subset's grammar. `cameras` maps generic camera tokens to ints (filled as met)."""
+    if subset == "viper":
+        m = VIPER_NAME.fullmatch(stem)
+        return PetaName(int(m.group(1)), int(m.group(3)))
+    if subset == "prid":
+        m = PRID_NAME.fullmatch(stem)
+        return PetaName(int(m.group(1)), 1 if m.group(2) == "a" else 2)
+    if subset == "grid":
+        m = GRID_NAME.fullmatch(stem)
+        return PetaName(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    m = GENERIC_NAME.fullmatch(stem)
+    cameras = {} if cameras is None else cameras
+    token = m.group(2).lower()
+    return PetaName(int(m.group(1)), cameras.setdefault(token, len(cameras) + 1))
+
+
+def peta_protocol(subset: str, names: list[PetaName], paths: list[str], root: Path = Path(".")) -> PetaProtocol:
+    """The subset's single-shot protocol over parsed names (see docs/evaluation.md, "PETA")."""
+    n = len(names)
+    pid = np.array([x.pid for x in names], np.int64)
+    cam = np.array([x.cam for x in names], np.int64)
+
+    def items(idx, pids=None) -> Items:
+        idx = list(idx)
+        return Items(pid[idx] if pids is None else np.asarray(pids, np.int64), cam[idx], [paths[i] for i in idx])
+
+    def need_unique(idx, what: str) -> None:
+        seen: dict[int, int] = {}
+        for i in idx:
+            if pid[i] in seen:
+                raise InputError(f"{root}: person {pid[i]} has two {what} images ({Path(paths[seen[pid[i]]]).name}, "
+                                 f"{Path(paths[i]).name}); this single-shot subset has one per person and camera")
+            seen[pid[i]] = i
+
+    if subset == "viper":
+        q = [i for i in range(n) if cam[i] == 1]
+        g = [i for i in range(n) if cam[i] == 2]
+        need_unique(q, "camera-1")
+        need_unique(g, "camera-2")
+        unmatched = set(pid[q].tolist()) ^ set(pid[g].tolist())
+        if unmatched:
+            raise InputError(f"{root}: VIPeR has every person in both cameras; {len(unmatched)} are in only one "
+                             f"(e.g. {sorted(unmatched)[0]})")
+        desc = "camera 1 images as queries, camera 2 images as gallery; one true match per query"
+        query, gallery = items(q), items(g)
+    elif subset == "prid":
+        q = [i for i in range(n) if cam[i] == 1 and pid[i] <= PRID_SHARED_IDS]
+        g = [i for i in range(n) if cam[i] == 2]
+        need_unique(q, "camera-a")
+        need_unique(g, "camera-b")
+        if not q or not set(pid[q].tolist()) <= set(pid[g].tolist()):
+            raise InputError(f"{root}: PRID queries are camera-a persons 1-{PRID_SHARED_IDS}, each also in camera b; "
+                             f"found {len(q)} queries, {len(set(pid[q].tolist()) - set(pid[g].tolist()))} without a "
+                             f"camera-b image")
+        # b's persons above 200 are other people than a's of the same number: never a true match
+        gpids = [pid[i] if pid[i] <= PRID_SHARED_IDS else DISTRACTOR_OFFSET + pid[i] for i in g]
+        desc = (f"camera a images of persons 1-{PRID_SHARED_IDS} (seen by both cameras) as queries, all camera b "
+                f"images as gallery (persons above {PRID_SHARED_IDS} are distractors)")
+        query, gallery = items(q), items(g, gpids)
+    elif subset == "grid":
+        by_pid: dict[int, list[int]] = defaultdict(list)
+        for i in range(n):
+            by_pid[int(pid[i])].append(i)
+        q, g = [], []
+        for p in sorted(by_pid):
+            members = sorted(by_pid[p], key=lambda i: (names[i].frame, names[i].cam))
+            if len(members) > 2:
+                raise InputError(f"{root}: GRID person {p} has {len(members)} images; expected one or two")
+            if len(members) == 2:
+                first, other = members
+                if cam[first] == cam[other]:
+                    raise InputError(f"{root}: GRID person {p} is seen twice by camera {cam[first]}; the two "
+                                     f"sightings must come from different cameras")
+                q.append(first)
+            g.extend(members[1:] if len(members) == 2 else members)
+        if not q:
+            raise InputError(f"{root}: no GRID person is seen twice, so there is nothing to query")
+        desc = ("the first sighting (lower frame) of each person seen twice as queries; the other sighting plus "
+                "every person seen once (distractors) as gallery")
+        query, gallery = items(q), items(sorted(g))
+    elif subset == "generic":
+        multi = {p for p in set(pid.tolist()) if len(set(cam[pid == p].tolist())) >= 2}
+        if not multi:
+            raise InputError(f"{root}: no person appears under two cameras in the file names, so there is no "
+                             f"cross-camera match to score (one image per person, e.g. PETA's MIT subset?)")
+        every = list(range(n))
+        desc = ("every image queries all images of the other cameras (same-person same-camera images excluded, as "
+                "in Market-1501); queries without a cross-camera match are skipped")
+        query, gallery = items(every), items(every)
+    else:
+        raise InputError(f"unknown PETA subset kind {subset!r}")
+    return PetaProtocol(root, subset, query, gallery, desc, n)
+
+
+def load_peta(root: str | Path) -> PetaProtocol:
+    """A PETA subset folder (VIPeR, PRID, GRID, or any whose names are PID_CAM...) under its single-shot protocol."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    files = _peta_images(root)
+    if not files:
+        raise InputError(f"{root}: no images (.jpg, .jpeg, .png, .bmp); is this a PETA subset folder?")
+    stems = [p.stem for p in files]
+    subset = detect_peta_subset(stems)
+    if subset is None:
+        bad = next(s for s in stems if not GENERIC_NAME.fullmatch(s))
+        raise InputError(f"{root}: not a recognised PETA subset: {bad!r} names no person and camera (expected "
+                         f"VIPeR PPP_ANGLE_CAM, PRID PPPP_a/b, GRID PPPP_CAM_FRAME_x_y_w_h or PID_CAM...)")
+    cameras: dict[str, int] = {}
+    names = [parse_peta_name(subset, s, cameras) for s in stems]
+    return peta_protocol(subset, names, [str(p) for p in files], root)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_core.embedding import DEFAULT_MODEL, SPECS, embedder_spec, known_embedders, load_embedder
+from reid_core.embedding import (DEFAULT_MODEL, FUSIONS, SPECS, embedder_spec, fuse_features, known_embedders,
+                                  load_embedder)
 from reid_core.errors import InputError, WeightsError
 from reid_core.evaluation import datasets as ds
 from reid_core.evaluation import features as feat
@@ -68,7 +69,8 @@ class EvalSettings:
         if unknown:
             raise InputError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(known_embedders())}")
         if self.backend == "torch":
-            ir_only = [m for m in self.models if m in SPECS and not SPECS[m].arch]
+            members = [x for m in self.models for x in (FUSIONS[m].members if m in FUSIONS else (m,))]
+            ir_only = [m for m in members if m in SPECS and not SPECS[m].arch]
             if ir_only:
                 raise InputError(f"{', '.join(ir_only)} only run on the openvino backend")
         if self.tracks not in TRACK_MODES:
@@ -126,7 +128,7 @@ class Timings:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    kind: str  # "mot", "market" or "features"
+    kind: str  # "mot", "market", "peta" or "features"
     name: str
     path: str
     num_query: int
@@ -339,7 +341,11 @@ class Embeddings:
     def get(self, model: str, backend: str, flip: bool, source_key: str,
             crops: Callable[[], np.ndarray]) -> np.ndarray:
         """L2-normalised features; with flip, the mean of the plain and mirrored crops' features (as
-        `load_embedder(..., flip=True)` computes it)."""
+        `load_embedder(..., flip=True)` computes it). A fusion is computed from its members' cached features,
+        exactly as `FusionEmbedder.embed` fuses them."""
+        if model in FUSIONS:
+            spec = FUSIONS[model]
+            return fuse_features([self.get(m, backend, flip, source_key, crops) for m in spec.members], spec.weights)
         plain = self._side(model, backend, False, source_key, crops)
         if not flip:
             return plain
@@ -610,6 +616,23 @@ def _image_only(settings: EvalSettings, notes: list[str]) -> EvalSettings:
     return settings
 
 
+def image_features(emb: Embeddings, paths: list[str], model: str, settings: EvalSettings) -> np.ndarray:
+    """Features of image files, embedded in chunks (bounded memory) and cached by the files' names, sizes and
+    mtimes."""
+    if not paths:
+        raise InputError("no images to embed")
+    sig = hashlib.sha256()
+    for path in paths:
+        st = Path(path).stat()
+        sig.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+    parts = []
+    for s in range(0, len(paths), EMBED_CHUNK):
+        chunk = paths[s:s + EMBED_CHUNK]
+        key = f"market:{sig.hexdigest()}:{s}:{len(chunk)}"
+        parts.append(emb.get(model, settings.backend, settings.flip, key, lambda c=chunk: ds.read_images(c)))
+    return np.concatenate(parts)
+
+
 def evaluate_market(root: str | Path, settings: EvalSettings = EvalSettings(), out_dir: str | Path | None = None,
                     cache: DiskCache | None = None, log: Log = _quiet,
                     save_features: str | Path | None = None) -> EvalReport:
@@ -620,21 +643,8 @@ def evaluate_market(root: str | Path, settings: EvalSettings = EvalSettings(), o
     t0 = time.perf_counter()
     split = ds.load_market(root)
     emb = Embeddings(cache, log)
-
-    def side_features(items: ds.Items, model: str) -> np.ndarray:
-        sig = hashlib.sha256()
-        for path in items.paths:
-            st = Path(path).stat()
-            sig.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
-        parts = []
-        for s in range(0, len(items.paths), EMBED_CHUNK):
-            chunk = items.paths[s:s + EMBED_CHUNK]
-            key = f"market:{sig.hexdigest()}:{s}:{len(chunk)}"
-            parts.append(emb.get(model, settings.backend, settings.flip, key, lambda c=chunk: ds.read_images(c)))
-        return np.concatenate(parts)
-
-    qf = _ensemble([side_features(split.query, m) for m in settings.models])
-    gf = _ensemble([side_features(split.gallery, m) for m in settings.models])
+    qf = _ensemble([image_features(emb, split.query.paths, m, settings) for m in settings.models])
+    gf = _ensemble([image_features(emb, split.gallery.paths, m, settings) for m in settings.models])
     t1 = time.perf_counter()
     scored = score(qf, gf, split.query, split.gallery, settings)
     t2 = time.perf_counter()
@@ -649,6 +659,57 @@ def evaluate_market(root: str | Path, settings: EvalSettings = EvalSettings(), o
     if out_dir is not None:
         write_outputs(report, out_dir)
     return report
+
+
+class PetaEvaluation:
+    """A PETA subset under its single-shot protocol; features are cached per model and flip and reused across
+    settings (re-ranking on or off), so a benchmark embeds each image once per model."""
+
+    def __init__(self, root: str | Path, cache: DiskCache | None = None, log: Log = _quiet):
+        self.protocol = ds.load_peta(root)
+        self.embeddings = Embeddings(cache if cache is not None else default_cache(), log)
+
+    def features(self, settings: EvalSettings) -> tuple[np.ndarray, np.ndarray]:
+        p = self.protocol
+        if p.subset == "generic":  # query and gallery are the same images: embed them once
+            f = _ensemble([image_features(self.embeddings, p.query.paths, m, settings) for m in settings.models])
+            return f, f
+        qf = _ensemble([image_features(self.embeddings, p.query.paths, m, settings) for m in settings.models])
+        gf = _ensemble([image_features(self.embeddings, p.gallery.paths, m, settings) for m in settings.models])
+        return qf, gf
+
+    def run(self, settings: EvalSettings, out_dir: str | Path | None = None, with_verification: bool = True,
+            save_features: str | Path | None = None) -> EvalReport:
+        settings.check()
+        notes: list[str] = []
+        settings = _image_only(settings, notes)
+        t0 = time.perf_counter()
+        e0 = self.embeddings.seconds
+        p = self.protocol
+        qf, gf = self.features(settings)
+        t1 = time.perf_counter()
+        scored = score(qf, gf, p.query, p.gallery, settings, with_verification)
+        t2 = time.perf_counter()
+        counts = p.counts()
+        notes.append(f"{p.subset} single-shot protocol: {p.description}")
+        notes.append("all persons are scored (no train/test split): nothing in this project is trained on PETA")
+        if counts.images_unused:
+            notes.append(f"{counts.images_unused} images of the folder are in neither query nor gallery")
+        info = DatasetInfo("peta", root_name(p.root), str(p.root), len(p.query), len(p.gallery), "person",
+                           tuple(asdict(counts).items()))
+        report = EvalReport(info, settings, scored.rank, scored.verification,
+                            Timings(self.embeddings.seconds - e0, 0.0, t2 - t1, t2 - t0), notes)
+        if save_features is not None:
+            report.files.features = str(ds.save_features(save_features, qf, gf, p.query, p.gallery))
+        if out_dir is not None:
+            write_outputs(report, out_dir)
+        return report
+
+
+def evaluate_peta(root: str | Path, settings: EvalSettings = EvalSettings(), out_dir: str | Path | None = None,
+                  cache: DiskCache | None = None, log: Log = _quiet,
+                  save_features: str | Path | None = None) -> EvalReport:
+    return PetaEvaluation(root, cache, log).run(settings, out_dir, save_features=save_features)
 
 
 def evaluate_features(path: str | Path, settings: EvalSettings = EvalSettings(),

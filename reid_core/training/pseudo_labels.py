@@ -2,9 +2,9 @@
 
 - Crops of one track are the same person (positives).
 - Two tracks seen at the same moment in the same video are certainly different people (sure negatives).
-- A track that switched people is split where its appearance changes: the two sides of the best split point are
-  compared (mean features), and a split is made when they are less alike than `switch_similarity`; crops far from
-  their (possibly new) track's mean are dropped as outliers.
+- A track that switched people is split where its appearance changes (reid_core/segments.py, the mechanism every
+  flow uses, with `switch_similarity` as its change threshold); crops far from their (possibly new) segment's mean
+  are dropped as outliers.
 - Tracks of the same person (someone who leaves and comes back gets a new track) can optionally be merged when
   their mean features are alike and they never co-occur, so the losses do not push one person away from itself.
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reid_core.errors import InputError
+from reid_core.segments import SegmentConfig, cut_points, split_indices
 from reid_core.training.data import TrainData, TrainSample
 
 
@@ -65,29 +66,11 @@ class PseudoLabelReport:
                 f"{self.outliers_dropped} outlier crops dropped; {self.sure_negative_pairs} sure-negative pairs)")
 
 
-def _best_split(feats: np.ndarray, min_segment: int) -> tuple[int, float]:
-    """Index splitting feats (in time order) into the two least alike sides, and their cosine."""
-    n = len(feats)
-    if n < 2 * min_segment:
-        return -1, 1.0
-    csum = np.cumsum(feats, axis=0)
-    total = csum[-1]
-    best, best_sim = -1, 1.0
-    for i in range(min_segment, n - min_segment + 1):
-        a, b = csum[i - 1], total - csum[i - 1]
-        sim = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-        if sim < best_sim:
-            best, best_sim = i, sim
-    return best, best_sim
-
-
 def _split(seg: _Segment, cfg: PseudoLabelConfig) -> list[_Segment]:
-    at, sim = _best_split(seg.feats, cfg.min_segment)
-    if at < 0 or sim >= cfg.switch_similarity:
-        return [seg]
-    parts = [_Segment(seg.keys[:at], seg.frames[:at], seg.feats[:at], seg.video, seg.camera, seg.track),
-             _Segment(seg.keys[at:], seg.frames[at:], seg.feats[at:], seg.video, seg.camera, seg.track)]
-    return [s for p in parts for s in _split(p, cfg)]
+    """The shared appearance-segment mechanism (reid_core/segments.py), on a training segment."""
+    cuts = cut_points(seg.feats, SegmentConfig(cfg.switch_similarity, cfg.min_segment))
+    return [_Segment([seg.keys[i] for i in part], seg.frames[list(part)], seg.feats[list(part)], seg.video,
+                     seg.camera, seg.track) for part in split_indices(len(seg.keys), cuts)]
 
 
 def _co_occur(a: _Segment, b: _Segment) -> bool:

@@ -1,0 +1,91 @@
+"""Range checks for the numbers and paths users pass to the CLI and the app, done before any work starts so a
+bad value costs nothing and changes nothing. Each returns the value (normalised) or raises InputError with the
+option's name in the message.
+
+Scores are cosines of L2-normalised features (reid_core.matching): -1..1 mathematically, and 0..1 is the scale
+the CLI and the app document and show (as percentages), so thresholds outside 0..1 are refused: -1 would name
+every stranger, and NaN compares false with everything and would leak into the JSON output as invalid `NaN`.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from reid_core.errors import InputError
+
+EXPORT_SUFFIXES = (".csv", ".json")
+
+
+def score(value: object, what: str = "--threshold") -> float:
+    """A similarity threshold or floor: a finite number in 0..1."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number between 0 and 1, got {value!r}") from None
+    if not math.isfinite(v) or not 0.0 <= v <= 1.0:
+        raise InputError(f"{what} must be between 0 and 1 (a cosine similarity), got {value}")
+    return v
+
+
+def count(value: object, what: str = "--top-k", minimum: int = 1) -> int:
+    """A whole number of results/crops, at least `minimum`."""
+    if isinstance(value, float) and not value.is_integer():  # also NaN and infinities
+        raise InputError(f"{what} must be a whole number, got {value!r}")
+    try:
+        v = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a whole number, got {value!r}") from None
+    if v < minimum:
+        raise InputError(f"{what} must be at least {minimum}, got {v}")
+    return v
+
+
+def frame(value: object, what: str = "--from-frame") -> int | None:
+    """An optional 0-based frame number."""
+    if value is None or value == "":
+        return None
+    return count(value, what, minimum=0)
+
+
+def frame_range(start: object, stop: object, what: str = "frames") -> tuple[int | None, int | None]:
+    a, b = frame(start, "--from-frame"), frame(stop, "--to-frame")
+    if a is not None and b is not None and a > b:
+        raise InputError(f"{what}: --from-frame {a} is after --to-frame {b}")
+    return a, b
+
+
+def export_path(path: str | Path) -> Path:
+    """Where a result list may be written: .csv or .json, into a folder that exists. A missing folder is refused
+    rather than created: it is more often a typo than a wish, and files should not land somewhere unexpected."""
+    p = Path(path)
+    if p.suffix.lower() not in EXPORT_SUFFIXES:
+        raise InputError(f"--export must end in .csv or .json, got {p.name!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"--export: folder {str(parent)!r} does not exist; create it first or pick another path")
+    if p.is_dir():
+        raise InputError(f"--export: {str(p)!r} is a folder; give a file name ending in .csv or .json")
+    return p
+
+
+# Query images are person crops or single frames; a bigger file is a mistake or an attack, and it would be read
+# into memory whole before the pixel cap (reid_core.crops.MAX_IMAGE_PIXELS) could look at its header.
+MAX_IMAGE_BYTES = int(float(os.environ.get("REID_MAX_IMAGE_FILE_MB", "50")) * 1024 * 1024)
+
+
+def image_file(path: str | Path) -> bytes:
+    """The bytes of a query image file: it must exist, be at most MAX_IMAGE_BYTES, and have a header saying it is
+    a picture of at most the pixel cap (checked without decoding)."""
+    from reid_core.crops import check_image
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    size = p.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise InputError(f"{p.name} is {size / 2**20:.0f} MiB; query images up to {MAX_IMAGE_BYTES / 2**20:.0f} "
+                         "MiB are accepted")
+    data = p.read_bytes()
+    check_image(data)
+    return data

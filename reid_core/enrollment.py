@@ -1,0 +1,208 @@
+"""Enrollment: one click on a person -> the whole visit of that person, and nobody else.
+
+The tracker fragments a visit (occlusions, a person lost for a few frames, a segment cut at an appearance change),
+so the clicked segment alone is often a fifth of the visit. Enrollment takes the clicked segment and chains the
+fragments that continue it, forwards and backwards in time: a fragment qualifies when it starts after the chain
+ends (never at the same time: two boxes in one frame are two people), where the person could have walked to (box
+centre within reach of the chain's last box, growing with the gap), and when it looks like the chain (cosine >=
+the embedder's link similarity). The gap may be `SHORT_GAP_S`; up to `LONG_GAP_S` when the person vanished and
+reappeared inside the picture (occluded or missed by the detector: a person standing behind another can go
+undetected for seconds), never when the chain ended at the picture's edge (they walked out: the visit is over). Ambiguity stops the chain: if two fragments qualify about equally,
+or the fragment's own best predecessor is someone else's segment, the chain ends there rather than guess.
+
+The enrolled crops are then checked against each other and against the gallery: crops far from the enrolled mean
+are left out; a person who already matches another identity, a small enrollment, and a person who does not look
+like the rest of the identity they are added to are reported (the last one is refused unless forced).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reid_core.errors import InputError, StoreError
+from reid_core.ingest import Progress
+from reid_core.matching import (CALIBRATION, DEFAULT_THRESHOLD, MIN_TRACK_CROPS, Gallery, ensure_ingested,
+                                video_tracks)
+from reid_core.store import Store, validate_name
+from reid_core.types import Box, Identity, Track
+
+SHORT_GAP_S = 2.0  # a fragment may start this long after the chain's last crop
+LONG_GAP_S = 15.0  # ... or this long when neither end is at the picture's edge
+EDGE = 0.03  # a box within this share of the frame's width/height of its border is "at the edge"
+REACH_PER_S = 1.5  # box heights a person may move per second of gap (a brisk walk is ~1 body height/s)
+AMBIGUOUS_MARGIN = 0.05  # two candidate continuations closer than this in cosine: stop rather than guess
+MIN_ENROLL_CROPS = 10  # fewer enrolled crops than this is reported as "too little"
+
+
+@dataclass
+class EnrollResult:
+    identity: Identity
+    added_keys: list[str]
+    track_ids: list[int]
+    sample_keys: list[str]  # a strip of crops across the enrolled span, for people to check
+    segments: list[str] = field(default_factory=list)  # track labels ("12", "12.2") chained into the visit
+    frame_span: tuple[int, int] = (0, 0)
+    visit_share: float = 0.0  # frames with an enrolled crop / frames of the visit's span
+    left_out: list[str] = field(default_factory=list)  # crops refused as outliers
+    warnings: list[str] = field(default_factory=list)
+
+
+def _l2(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _track_at(tracks: list[Track], frame: int, box: Box, max_offset: int = 0) -> Track | None:
+    """The track under the click at `frame`; if nobody is tracked there at that very frame (a person entering the
+    picture is detected a few frames later), the track that is there nearest in time, up to `max_offset` frames."""
+    best, best_key = None, None
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    for t in tracks:
+        near = [(abs(f - frame), f, b) for f, b in zip(t.frames, t.boxes) if abs(f - frame) <= max_offset]
+        for offset, _, b in sorted(near, key=lambda n: n[0])[:1]:
+            iou = b.iou(box) if box.w > 1 and box.h > 1 else (1.0 if b.contains(cx, cy) else 0.0)
+            if iou >= 0.3 and (best_key is None or (offset, -iou) < best_key):
+                best, best_key = t, (offset, -iou)
+    return best
+
+
+def pick_person(tracks: list[Track], from_frame: int, to_frame: int, at_frame: int | None = None,
+                box: Box | None = None, fps: float = 25.0) -> Track:
+    if not tracks:
+        raise StoreError(f"nobody was detected in frames {from_frame}..{to_frame}")
+    if at_frame is not None and box is not None:
+        if not from_frame <= at_frame <= to_frame:
+            raise InputError(f"the picked frame {at_frame} is outside the range {from_frame}..{to_frame}")
+        picked = _track_at(tracks, at_frame, box) or _track_at(tracks, at_frame, box, int(SHORT_GAP_S * fps))
+        if picked is None:
+            people = [t.box_at(at_frame).as_list() for t in tracks if t.box_at(at_frame)]
+            raise StoreError(f"nobody tracked is at that spot in frame {at_frame}; "
+                             f"{len(people)} people are in that frame" + (f": boxes {people}" if people else ""))
+        return picked
+    real = [t for t in tracks if len(t) >= MIN_TRACK_CROPS]
+    if len(real) == 1:
+        return real[0]
+    listing = "; ".join(f"track {t.label}: frame {t.frames[0]} box "
+                        f"{','.join(str(int(v)) for v in t.boxes[0].as_list())}" for t in real[:12])
+    raise StoreError(f"{len(real)} people are in frames {from_frame}..{to_frame}; pick one with --at-frame F "
+                     f"--box x,y,w,h (in the app: click the person). Candidates: {listing}")
+
+
+class _Visit:
+    """Chains fragments onto a seed segment; `feats` gives a segment's (N, D) features."""
+
+    def __init__(self, segments: list[Track], feats: dict[str, np.ndarray], fps: float, size: tuple[int, int]):
+        self.segments, self.feats, self.fps, self.size = segments, feats, fps, size
+        self.means = {t.label: _l2(feats[t.label].mean(0)) for t in segments}
+
+    def _at_edge(self, box: Box) -> bool:
+        w, h = self.size
+        if not w or not h:
+            return True  # unknown frame size: allow short gaps only
+        return (box.x < EDGE * w or box.y < EDGE * h or box.x + box.w > (1 - EDGE) * w
+                or box.y + box.h > (1 - EDGE) * h)
+
+    def _near(self, a: Track, b: Track, forward: bool) -> bool:
+        """b could continue a (forward) or precede it: in time and place."""
+        gap = (b.frames[0] - a.frames[-1]) if forward else (a.frames[0] - b.frames[-1])
+        pa = a.boxes[-1] if forward else a.boxes[0]
+        pb = b.boxes[0] if forward else b.boxes[-1]
+        inside = not self._at_edge(pa) and not self._at_edge(pb)
+        if gap < 1 or gap > (LONG_GAP_S if inside else SHORT_GAP_S) * self.fps:
+            return False
+        dist = np.hypot(pa.x + pa.w / 2 - pb.x - pb.w / 2, pa.y + pa.h / 2 - pb.y - pb.h / 2)
+        return dist <= pa.h * (0.5 + REACH_PER_S * gap / self.fps)
+
+    def _start(self, t: Track, forward: bool) -> int:
+        return t.frames[0] if forward else -t.frames[-1]
+
+    def _step(self, chain: list[Track], forward: bool, taken: set[str]) -> Track | None:
+        """The fragment that continues the chain (forward) or precedes it, or None: nothing qualifies, or it is
+        ambiguous. The nearest qualifying fragment in time is taken (a later one would skip it); fragments at the
+        same time as it are its alternatives (two people), and the best must win by a margin."""
+        end = chain[-1] if forward else chain[0]
+        chain_mean = _l2(sum(self.feats[t.label].sum(0) for t in chain))
+        cands = [(float(self.means[t.label] @ chain_mean), t) for t in self.segments
+                 if t.label not in taken and self._near(end, t, forward)]
+        cands = [c for c in cands if c[0] >= CALIBRATION.link_similarity]
+        if not cands:
+            return None
+        first = min(cands, key=lambda c: self._start(c[1], forward))[1]
+        span = set(first.frames)
+        rivals = sorted((c for c in cands if span.intersection(c[1].frames)), key=lambda c: -c[0])
+        if len(rivals) > 1 and rivals[1][0] >= rivals[0][0] - AMBIGUOUS_MARGIN:
+            return None
+        score, nxt = rivals[0]
+        # Someone else seen between the chain's end and this fragment, who looks more like it, is the better
+        # explanation of where the fragment came from.
+        lo, hi = sorted((end.frames[-1] if forward else end.frames[0], nxt.frames[0] if forward else nxt.frames[-1]))
+        for t in self.segments:
+            if t.label in taken or t is nxt:
+                continue
+            edge = t.frames[-1] if forward else t.frames[0]
+            if lo < edge < hi and self._near(t, nxt, forward) \
+                    and float(self.means[t.label] @ self.means[nxt.label]) > score:
+                return None
+        return nxt
+
+    def grow(self, seed: Track) -> list[Track]:
+        chain = [seed]
+        taken = {seed.label}
+        for forward in (True, False):
+            while (nxt := self._step(chain, forward, taken)) is not None:
+                taken.add(nxt.label)
+                if forward:
+                    chain.append(nxt)
+                else:
+                    chain.insert(0, nxt)
+        return chain
+
+
+def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_frame: int | None = None,
+           at_frame: int | None = None, box: Box | None = None, camera: str | None = None,
+           progress: Progress | None = None, force: bool = False) -> EnrollResult:
+    """Make (or add to) identity `name` from the person picked at (at_frame, box), or the only person in the
+    range: the clicked segment extended to the whole visit."""
+    name = validate_name(name)  # before any work: a bad name must not cost an ingest
+    video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, camera, progress)
+    segments = video_tracks(store, video_id, start, stop)
+    video_rec = store.video(video_id)
+    fps = (video_rec.fps if video_rec else 0) or 25.0
+    size = (video_rec.width, video_rec.height) if video_rec else (0, 0)
+    seed = pick_person(segments, start, stop, at_frame, box, fps)
+    feats = {t.label: store.features(t.keys) for t in segments}
+    chain = _Visit(segments, feats, fps, size).grow(seed)
+
+    keys = [k for t in chain for k in t.keys]
+    f = np.concatenate([feats[t.label] for t in chain])
+    mean = _l2(f.mean(0))
+    keep = f @ mean >= CALIBRATION.outlier_similarity
+    left_out = [k for k, ok in zip(keys, keep) if not ok]
+    keys = [k for k, ok in zip(keys, keep) if ok]
+    mean = _l2(f[keep].mean(0))
+    frames = sorted({fr for t in chain for fr, k in zip(t.frames, t.keys) if k not in set(left_out)})
+
+    warnings = []
+    gallery = Gallery.load(store)
+    scores = gallery.scores(mean)
+    others = {n: s for n, s in scores.items() if n != name and s >= DEFAULT_THRESHOLD}
+    if others:
+        best = max(others, key=others.get)
+        warnings.append(f"this person already matches {best!r} (score {others[best]:.2f} >= threshold "
+                        f"{DEFAULT_THRESHOLD:.2f}): the same person twice, or two look-alikes")
+    if name in scores and scores[name] < DEFAULT_THRESHOLD:
+        message = (f"this person does not look like the rest of {name!r} (score {scores[name]:.2f} < threshold "
+                   f"{DEFAULT_THRESHOLD:.2f})")
+        if scores[name] < CALIBRATION.change_similarity and not force:
+            raise StoreError(message + "; nothing was added. Enroll under another name, or force it "
+                                       "(--force / the app's 'add anyway') if you are sure")
+        warnings.append(message)
+    if len(keys) < MIN_ENROLL_CROPS:
+        warnings.append(f"only {len(keys)} crops enrolled: matching will be unreliable; enroll more footage "
+                        f"of this person")
+    ident = store.add_to_identity(name, keys)
+    span = (frames[0], frames[-1])
+    step = max(1, len(keys) // 8)
+    return EnrollResult(ident, keys, sorted({t.track_id for t in chain}), keys[::step][:8],
+                        [t.label for t in chain], span, len(frames) / (span[1] - span[0] + 1), left_out, warnings)

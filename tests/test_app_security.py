@@ -1,0 +1,157 @@
+"""The app as an attacker sees it: login throttling and lockout over plain HTTP, the upload cap, the app's own temp
+folder with retention, and a deleted identity's thumbnail no longer served. A synthetic store, no models."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from reid_core.errors import InputError
+from tests.test_input_checks import synthetic_store
+from ui.auth import LoginThrottle
+from ui.files import AppFiles
+from ui.markdown import md
+
+
+@contextmanager
+def served_app(store_path):
+    """Like tests.conftest.served, but launched with the app's own launch options (auth, upload cap...)."""
+    import app
+
+    demo = app.build_app(store_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = app.launch_options(demo)
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **options)
+    try:
+        yield f"http://127.0.0.1:{port}", demo, options
+    finally:
+        demo.close()
+
+
+def _login(url, user, password):
+    t0 = time.monotonic()
+    r = requests.post(f"{url}/login", data={"username": user, "password": password}, timeout=30)
+    return r, time.monotonic() - t0
+
+
+def test_login_throttle_and_lockout_over_http(tmp_path, monkeypatch):
+    monkeypatch.setenv("REID_AUTH", "alice:correct horse")
+    monkeypatch.setenv("REID_LOGIN_DELAY_S", "0.05")
+    monkeypatch.setenv("REID_LOGIN_LOCKOUT_S", "0.6")
+    monkeypatch.setenv("REID_LOGIN_MAX_FAILURES", "5")
+    with served_app(tmp_path / "store") as (url, _, options):
+        assert requests.get(f"{url}/config", timeout=30).status_code == 401  # nothing without logging in
+        times = []
+        for _ in range(5):
+            r, took = _login(url, "alice", "wrong")
+            assert r.status_code == 400
+            times.append(took)
+        for n in range(1, 5):  # failure n waits delay * 2**(n-1) before answering the next attempt
+            assert times[n] >= 0.05 * 2 ** (n - 1)
+        r, took = _login(url, "alice", "correct horse")  # locked: even the right password is refused, at once
+        assert r.status_code == 429 and "try again" in r.json()["detail"] and took < 0.3
+        assert int(r.headers["Retry-After"]) >= 1
+        records = options["auth"].throttle._records
+        assert ("client", "127.0.0.1") in records  # counted per client address too, not only per user name
+        time.sleep(0.65)
+        r, _ = _login(url, "alice", "correct horse")
+        assert r.status_code == 200 and r.json() == {"success": True}
+        assert ("user", "alice") not in records  # a success forgives the user name
+        for _ in range(5):
+            _login(url, "nobody", "guess")  # unknown names are throttled the same way (one shared record)
+        r, _ = _login(url, "someone-else", "guess")
+        assert r.status_code == 429
+
+
+def test_lockout_doubles_and_clients_are_limited_across_user_names():
+    now = [0.0]
+    t = LoginThrottle(max_failures=2, lockout_s=10, delay_s=0.1, clock=lambda: now[0])
+    user, client = ("user", "alice"), ("client", "10.0.0.1")
+    assert t.begin([user, client]) == (0.0, 0.0)
+    assert t.begin([user, client]) == (0.0, 0.1)  # second failure: locked for 10 s from now
+    assert t.begin([user, client])[0] == pytest.approx(10)
+    now[0] = 10.5
+    t.begin([user, client])
+    t.begin([user, client])
+    assert t.begin([user, client])[0] == pytest.approx(20)  # second lockout doubled
+    # one client trying many names is limited at 4x the per-name limit
+    t2 = LoginThrottle(max_failures=2, lockout_s=10, delay_s=0.0, clock=lambda: 0.0)
+    for i in range(8):
+        assert t2.begin([("user", f"u{i}"), client])[0] == 0.0
+    assert t2.begin([("user", "u99"), client])[0] == pytest.approx(10)
+
+
+def test_upload_cap_and_uploads_land_in_the_apps_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("REID_AUTH", raising=False)
+    monkeypatch.delenv("REID_AUTH_FILE", raising=False)
+    monkeypatch.delenv("REID_APP_TMP", raising=False)
+    monkeypatch.setenv("REID_MAX_UPLOAD_MB", "1")
+    with served_app(tmp_path / "store") as (url, demo, _):
+        r = requests.post(f"{url}/gradio_api/upload", files={"files": ("big.avi", b"\0" * (1536 * 1024))},
+                          timeout=30)
+        assert r.status_code == 413 and "maximum allowed size of 1048576 bytes" in r.text
+        r = requests.post(f"{url}/gradio_api/upload", files={"files": ("small.avi", b"\0" * 1024)}, timeout=30)
+        assert r.status_code == 200
+        uploaded = Path(r.json()[0])
+        assert uploaded.is_file() and uploaded.is_relative_to(tmp_path / "store" / ".app_tmp")
+        assert demo.reid_files.root == (tmp_path / "store" / ".app_tmp").resolve()
+    monkeypatch.setenv("REID_MAX_UPLOAD_MB", "lots")
+    import app
+
+    with pytest.raises(InputError, match="REID_MAX_UPLOAD_MB"):
+        app.max_upload_mb()
+
+
+def test_deleted_identity_thumbnail_is_no_longer_served(tmp_path, monkeypatch):
+    from gradio_client import Client
+
+    monkeypatch.delenv("REID_AUTH", raising=False)
+    monkeypatch.delenv("REID_AUTH_FILE", raising=False)
+    monkeypatch.delenv("REID_APP_TMP", raising=False)
+    synthetic_store(tmp_path / "store")
+    with served_app(tmp_path / "store") as (url, demo, _):
+        client = Client(url, verbose=False, download_files=False)
+        _, pics, table, _ = client.predict(api_name="/gallery_list")
+        thumbs = {item["caption"].split(" · ")[0]: item["image"]["url"] for item in pics}
+        assert sorted(thumbs) == ["alice", "bob"] and [row[0] for row in table["data"]] == ["alice", "bob"]
+        assert requests.get(thumbs["alice"], timeout=30).content[:3] == b"\xff\xd8\xff"  # the stored JPEG
+        files_before = {p.name for p in (demo.reid_files.root / "crops").rglob("*.jpg")}
+        message, pics, _, _ = client.predict("alice", api_name="/gallery_delete")
+        assert message.startswith("Deleted alice") and len(pics) == 1
+        assert requests.get(thumbs["alice"], timeout=30).status_code in (403, 404)
+        assert requests.get(thumbs["bob"], timeout=30).status_code == 200
+        files_after = {p.name for p in (demo.reid_files.root / "crops").rglob("*.jpg")}
+        assert files_before - files_after == {"00000000_00.jpg"}
+        message, _, _, _ = client.predict("![x](https://evil.example/p.png)", api_name="/gallery_delete")
+        assert "![" not in message and "\\!\\[x\\]" in message  # echoed input cannot become an image
+
+
+def test_retention_sweep_and_forget(tmp_path):
+    files = AppFiles(tmp_path / "tmp", max_age_s=3600)
+    old = files.root / "abc" / "old.avi"
+    old.parent.mkdir()
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    fresh = Path(files.crop_file("ab" * 32 + "/00000003_01", b"\xff\xd8\xffjpeg"))
+    export = files.export_dir()
+    (export / "identify.json").write_text('{"threshold": 0.8, "tracks": [{"identity": "carol", "best_match": '
+                                          '"carol"}]}')
+    (export / "identify.csv").write_text("track_id,identity\n1,carol\n")
+    assert files.sweep() == 1 and not old.exists() and not old.parent.exists() and fresh.exists()
+    assert files.forget(["carol"], ["ab" * 32 + "/00000003_01"]) == 3
+    assert not fresh.exists() and not export.exists()
+    with pytest.raises(InputError):
+        files.crop_path("../../etc/passwd")
+
+
+def test_markdown_escaping():
+    assert md("![x](https://e/p.png)") == "\\!\\[x\\]\\(https://e/p\\.png\\)"
+    assert md("<img src=x onerror=y>") == "&lt;img src=x onerror=y&gt;"
+    assert md("O'Brien") == "O'Brien"
