@@ -27,8 +27,13 @@ browser:
 run: $(STAMP)
 	$(PY) app.py
 
+# All tests with the CPU's default precision, then the quality bars again with f32 forced (REID_PRECISION), unless
+# f32 already is this CPU's default: results must not depend on the CPU's bf16 support.
 test: $(STAMP) browser
 	$(PY) -m pytest
+	@if [ "$$($(PY) -c 'from reid_core.precision import inference_precision as p; print(p())')" = f32 ]; then \
+	  echo "this CPU computes in f32 by default: the run above was the forced-f32 run"; \
+	else REID_PRECISION=f32 $(PY) -m pytest -m quality; fi
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

@@ -16,6 +16,7 @@ the default candidate on VIPeR and PRID.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -146,8 +147,8 @@ def main() -> None:
     plain_best = max((k for k in results if not k[2]),
                      key=lambda k: (results[k][1] + results[k][2], -k[1]))
     lines = [
-        f"CPU: {cpu_name()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores "
-        f"(shared); OpenVINO precision: {precision}; speed = crops/s at batch 32 over {SPEED_CROPS} VIPeR crops, "
+        f"CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores usable by this process "
+        f"(shared with other work); OpenVINO precision: {precision}; speed = crops/s at batch 32 over {SPEED_CROPS} VIPeR crops, "
         f"one process, after a warm-up batch (flip rows: two passes per crop).",
         f"Protocols: PETS persons {pc.queries} queries / {pc.gallery} gallery; "
         + "; ".join(f"{k} {c.queries} / {c.gallery} ({c.distractors} distractors)" for k, c in counts.items())
@@ -170,7 +171,7 @@ def main() -> None:
         "| embedder | set | genuine p5 / median / p95 | impostor p5 / median / p95 | pairs (genuine / impostor) |",
         "|---|---|---|---|---|",
     ]
-    for name, flip in dict.fromkeys([(plain_best[0], plain_best[1]), (DEFAULT_MODEL, False)]):
+    for name, flip in dict.fromkeys([(plain_best[0], plain_best[1]), (I287, False), (DEFAULT_MODEL, False)]):
         for k in ("VIPeR", "PRID"):
             st = cosine_stats(peta[k], EvalSettings(models=(name,), flip=flip))
             g, i = st["genuine"], st["impostor"]

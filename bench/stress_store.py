@@ -141,7 +141,8 @@ def stress(args) -> None:
         return subprocess.Popen(REID + cmd, env=env, stdout=subprocess.DEVNULL, stderr=err), cmd, err
 
     live = [spawn(commands[i % 2]) for i in range(args.procs)]
-    kills, rcs, t0 = 0, [], time.time()
+    kills, mid_write, rcs, t0 = 0, 0, [], time.time()
+    watch = None
     while live:
         time.sleep(rnd.uniform(2.0, 10.0))  # model loading takes ~10-20 s: kill during writes too
         for item in list(live):
@@ -151,6 +152,10 @@ def stress(args) -> None:
                 item[2].close()
         if kills < args.kills and live:
             victim = rnd.choice(live)
+            if watch is None and (tmp / "store" / "data.mdb").exists():
+                watch = Store(tmp / "store")
+            writing = {r.owner.get("pid") for r in (watch.runs() if watch else []) if r.status == "partial"}
+            mid_write += victim[0].pid in writing  # killed while it owned the partial run, between chunk commits
             victim[0].send_signal(signal.SIGKILL)
             victim[0].wait()
             victim[2].close()
@@ -161,7 +166,7 @@ def stress(args) -> None:
     same = comparable(store) == comparable(Store(tmp / "clean"))
     check = subprocess.run(REID + ["store", "check", "--json"], env=env, capture_output=True, text=True)
     tracebacks = sum("Traceback" in f.read_text() for f in logs.glob("*.err"))
-    print(f"{args.procs} processes, {kills} SIGKILLs, {n} commands started, {time.time() - t0:.0f} s: "
+    print(f"{args.procs} processes, {kills} SIGKILLs ({mid_write} of the run's writer mid-run), {n} commands started, {time.time() - t0:.0f} s: "
           f"exit codes of the unkilled {sorted(set(rcs))} ({len(rcs)} commands), store equals clean run: {same}, "
           f"`reid store check` exit {check.returncode}, tracebacks: {tracebacks}, runs {len(store.runs())}, "
           f"tracks {len(store.tracks())}")

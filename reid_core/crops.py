@@ -72,7 +72,9 @@ def image_size(data: bytes) -> tuple[int, int]:
     except Image.DecompressionBombError:  # PIL refuses to even open images over twice its own limit
         raise InputError(f"the image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP; images up to "
                          f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP are accepted: crop or shrink it first") from None
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, ImportError):
+        # ImportError: once ultralytics is imported, its Image.open patch answers an unknown format by trying to
+        # load a HEIF plugin, which is not installed (and may not be downloaded)
         raise InputError("not a readable image (expected JPEG or PNG)") from None
 
 

@@ -321,8 +321,10 @@ class FusionSpec:
     about: str
 
 
-# Equal weights: nothing is tuned on labelled data. bench/eval_cross.py measured the candidates (docs/evaluation.md
-# "Cross-camera evaluation"), including a weight learned without labels from PETS tracker tracks; equal won or tied.
+# Equal weights: nothing is tuned on labelled data. bench/eval_cross.py (docs/evaluation.md, "Cross-camera
+# evaluation") measured these and a weight learned without labels from PETS tracker tracks (OSNet 0.3, 0287 0.7: no
+# better than 0287 alone). 0287 + boxmot with flip had the best mean over PETS, VIPeR, PRID and GRID; adding the
+# weak OSNet x0.25 MSMT17 to 0287 at equal weight lowers every cross-camera figure.
 FUSIONS = {
     "fusion_osnet_0287": FusionSpec(("osnet_x0_25_msmt17", "person-reidentification-retail-0287"), (0.5, 0.5),
                                     "OSNet x0.25 MSMT17 + Intel 0287, equal weights"),

@@ -25,6 +25,7 @@ from reid_core.errors import InputError, StoreError
 from reid_core.ingest import Progress
 from reid_core.matching import (CALIBRATION, DEFAULT_THRESHOLD, MIN_TRACK_CROPS, Gallery, ensure_ingested,
                                 video_tracks)
+from reid_core.names import validate_new_name
 from reid_core.store import Store, validate_name
 from reid_core.types import Box, Identity, Track
 
@@ -77,7 +78,7 @@ def pick_person(tracks: list[Track], from_frame: int, to_frame: int, at_frame: i
         picked = _track_at(tracks, at_frame, box) or _track_at(tracks, at_frame, box, int(SHORT_GAP_S * fps))
         if picked is None:
             people = [t.box_at(at_frame).as_list() for t in tracks if t.box_at(at_frame)]
-            raise StoreError(f"nobody tracked is at that spot in frame {at_frame}; "
+            raise StoreError(f"the click at frame {at_frame} holds nobody: no tracked person is there; "
                              f"{len(people)} people are in that frame" + (f": boxes {people}" if people else ""))
         return picked
     real = [t for t in tracks if len(t) >= MIN_TRACK_CROPS]
@@ -165,6 +166,8 @@ def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_f
     """Make (or add to) identity `name` from the person picked at (at_frame, box), or the only person in the
     range: the clicked segment extended to the whole visit."""
     name = validate_name(name)  # before any work: a bad name must not cost an ingest
+    if store.identity(name) is None:  # a new identity: reserved and look-alike names are refused up front too
+        validate_new_name(name, [i.name for i in store.identities()])
     video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, camera, progress)
     segments = video_tracks(store, video_id, start, stop)
     video_rec = store.video(video_id)

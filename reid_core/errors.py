@@ -17,5 +17,9 @@ class StoreError(ReidError):
     """The store refused a request (bad name, conflicting ingest, unknown identity...)."""
 
 
+class OverlapError(StoreError):
+    """Part of the range is already ingested as another run (another range or other settings)."""
+
+
 class InputError(ReidError):
     """An argument is malformed (a box string, a name, an image file)."""

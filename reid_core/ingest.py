@@ -34,7 +34,7 @@ from reid_core import names
 from reid_core.calibration import calibration_for
 from reid_core.detection import DetectorConfig, PersonDetector
 from reid_core.embedding import DEFAULT_MODEL, Embedder, load_embedder
-from reid_core.errors import StoreError
+from reid_core.errors import OverlapError, StoreError
 from reid_core.store import CropMeta, RunRecord, Store, VideoRecord, crop_key
 from reid_core.tracking import Tracker, TrackerConfig
 from reid_core.types import Box, Detection, Track, VideoInfo
@@ -414,7 +414,7 @@ def _check_overlap(overlapping: list[RunRecord], replace: bool) -> None:
     for other in overlapping:
         if replace or other.status == "partial":
             continue
-        raise StoreError(f"frames {other.from_frame}..{other.to_frame} of this video are already ingested "
+        raise OverlapError(f"frames {other.from_frame}..{other.to_frame} of this video are already ingested "
                          f"(run {other.run_id}, {other.status}) with a different range or settings; "
                          f"ingest a non-overlapping range, or pass --replace to delete that run and re-ingest")
 

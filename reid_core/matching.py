@@ -16,7 +16,7 @@ import numpy as np
 from reid_core.calibration import calibration_for
 from reid_core.crops import decode_image, to_model_input
 from reid_core.embedding import load_embedder
-from reid_core.errors import InputError, StoreError
+from reid_core.errors import InputError, OverlapError, StoreError
 from reid_core.ingest import DEFAULT_SETTINGS, Progress, check_store_embedder, ingest
 from reid_core.segments import SegmentConfig, split_track
 from reid_core.store import Store, validate_name
@@ -118,8 +118,6 @@ def video_tracks(store: Store, video_id: str, from_frame: int | None = None,
     at a run's last frame is joined to a track starting at the adjacent run's first frame when their boxes overlap
     (IoU >= STITCH_IOU) and they look alike (cosine >= STITCH_COSINE), one-to-one (Hungarian). A joined track
     keeps the id of its first part."""
-    from scipy.optimize import linear_sum_assignment
-
     segments = []
     for t in _joined_tracks(store, video_id, from_frame, to_frame):
         segments += split_track(t, store.features(t.keys), SEGMENTS)
@@ -127,6 +125,8 @@ def video_tracks(store: Store, video_id: str, from_frame: int | None = None,
 
 
 def _joined_tracks(store: Store, video_id: str, from_frame: int | None, to_frame: int | None) -> list[Track]:
+    from scipy.optimize import linear_sum_assignment
+
     tracks = store.tracks(video_id, from_frame, to_frame)
     runs = [r for r in store.runs(video_id) if r.status == "complete"]
     if len(runs) < 2 or len(tracks) < 2:
@@ -191,7 +191,21 @@ def ensure_ingested(store: Store, video: str | Path, from_frame: int = 0, to_fra
     ingested before is never recomputed). Returns (video_id, from_frame, to_frame)."""
     info = probe(video)
     start, stop = check_range(info, from_frame, to_frame)
-    covered = sorted((r.from_frame, r.to_frame) for r in store.runs(info.video_id)
+    for attempt in range(3):
+        try:
+            for a, b in _gaps(store, info.video_id, start, stop):
+                ingest(video, store, camera=camera, from_frame=a, to_frame=b, progress=progress)
+            break
+        except OverlapError:
+            # Another writer finished a run over part of a gap while this one waited for it (ingest waits for live
+            # writers): the gaps are different now.
+            if attempt == 2:
+                raise
+    return info.video_id, start, stop
+
+
+def _gaps(store: Store, video_id: str, start: int, stop: int) -> list[tuple[int, int]]:
+    covered = sorted((r.from_frame, r.to_frame) for r in store.runs(video_id)
                      if r.status == "complete" and r.stride == 1 and r.settings == DEFAULT_SETTINGS.as_dict())
     gaps, cursor = [], start
     for a, b in covered:
@@ -202,9 +216,7 @@ def ensure_ingested(store: Store, video: str | Path, from_frame: int = 0, to_fra
         cursor = max(cursor, b + 1)
     if cursor <= stop:
         gaps.append((cursor, stop))
-    for a, b in gaps:
-        ingest(video, store, camera=camera, from_frame=a, to_frame=b, progress=progress)
-    return info.video_id, start, stop
+    return gaps
 
 
 # ---- verify and identify ----------------------------------------------------------------------------------------
@@ -334,7 +346,8 @@ def refine(decisions: list[TrackDecision], threshold: float | None = None, ident
 def decisions_json(decisions: list[TrackDecision], threshold: float) -> dict:
     """The `reid identify --json` contract."""
     return {"threshold": threshold,
-            "tracks": [{"track_id": d.track_id, "segment": d.segment, "identity": d.match.identity, "best_match": d.match.best_match,
+            "tracks": [{"track_id": d.track_id, "segment": d.segment, "identity": d.match.identity,
+                        "best_match": d.match.best_match,
                         "score": round(d.match.score, 4), "frames": [int(f) for f in d.frames],
                         "boxes": [b.as_list() for b in d.boxes]} for d in decisions]}
 

@@ -119,9 +119,9 @@ class Store:
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
+            self._shared: SharedEnv = shared_env(self.path, DBS)
+        except OSError as e:  # a read-only or unreadable folder, its lock file
             raise translate(e, self.path) from None
-        self._shared: SharedEnv = shared_env(self.path, DBS)
 
     @property
     def env(self) -> lmdb.Environment:
@@ -405,6 +405,19 @@ class Store:
                 names.validate_new_name(name, self._identity_names(txn))
             ident = Identity(**raw) if raw else Identity(name, [], time.time())
             ident.keys.extend(k for k in keys if k not in set(ident.keys))
+            txn.put(name.encode(), _dumps(ident), db=self.db["identities"])
+        return ident
+
+    def remove_from_identity(self, name: str, keys: list[str]) -> Identity:
+        """Take crops out of an identity (a wrong enrollment); the crops themselves stay in the store."""
+        name = validate_name(name)
+        with self.write() as txn:
+            raw = self._get_json(txn, "identities", name.encode())
+            if raw is None:
+                raise StoreError(f"no identity named {name!r}")
+            gone = set(keys)
+            ident = Identity(**raw)
+            ident.keys = [k for k in ident.keys if k not in gone]
             txn.put(name.encode(), _dumps(ident), db=self.db["identities"])
         return ident
 

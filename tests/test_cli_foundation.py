@@ -49,7 +49,7 @@ def test_embed_cli_matches_library(pets_store, tmp_path):
     out = json.loads(run(["embed", "--in", str(tmp_path / "crops.npy"), "--out", str(tmp_path / "f.npy"),
                           "--json"]).stdout)
     feats = np.load(tmp_path / "f.npy")
-    assert out["n"] == 5 and feats.dtype == np.float32 and feats.shape == (5, 512)
+    assert out["n"] == 5 and feats.dtype == np.float32 and feats.shape == (5, load_embedder().dim)
     assert np.abs(feats - load_embedder().embed(crops)).max() < 1e-5
     np.save(tmp_path / "bad.npy", np.zeros((2, 10, 10), np.uint8))
     r = run(["embed", "--in", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "g.npy")], check=False)

@@ -78,4 +78,4 @@ def test_bad_input_shape():
         load_embedder().embed(np.zeros((2, 128, 64, 3), np.uint8))
     with pytest.raises(InputError):
         load_embedder().embed(np.zeros((2, 256, 128, 3), np.float32))
-    assert load_embedder().embed(np.zeros((0, 256, 128, 3), np.uint8)).shape == (0, 512)
+    assert load_embedder().embed(np.zeros((0, 256, 128, 3), np.uint8)).shape == (0, load_embedder().dim)

@@ -7,6 +7,8 @@ from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, load_persons
 from reid_core.types import Track
 from tests.conftest import GT, PERSONS, VIDEO
 
+pytestmark = pytest.mark.quality  # run again under REID_PRECISION=f32 by `make test`
+
 LAST = 199
 # First visits that start in frames 0-199 (gt track id, actor); capture is counted on the visit's boxes up to LAST.
 VISITS = [(19, "p01"), (15, "p07"), (11, "p03"), (12, "p02"), (13, "p04")]

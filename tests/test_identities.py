@@ -89,7 +89,7 @@ def test_cli_contract(longest, tmp_path):
                              str(export)], store).stdout)
     assert ident["threshold"] == 0.8
     for tr in ident["tracks"]:
-        assert set(tr) == {"track_id", "identity", "best_match", "score", "frames", "boxes"}
+        assert set(tr) == {"track_id", "segment", "identity", "best_match", "score", "frames", "boxes"}
         assert tr["best_match"] == "Carol" and len(tr["frames"]) == len(tr["boxes"])
         assert all(isinstance(f, int) for f in tr["frames"])
     assert "Carol" in export.read_text()
@@ -180,8 +180,8 @@ def test_refine_and_export(longest, tmp_path):
     ds = identify(store, VIDEO, 0, 199)
     assert any(d.match.identity == "Alice" for d in ds)
     assert all(d.match.identity is None for d in refine(ds, threshold=1.01))  # re-decided, not recomputed
-    assert [d.match.score for d in refine(ds, threshold=0.1)] == [d.match.score for d in ds]
-    assert all(d.match.identity == "Alice" for d in refine(ds, threshold=0.1))
+    assert [d.match.score for d in refine(ds, threshold=-1.0)] == [d.match.score for d in ds]
+    assert all(d.match.identity == "Alice" for d in refine(ds, threshold=-1.0))
     only = refine(ds, identity="Alice")
     assert only and all(d.match.identity == "Alice" for d in only)
     assert all(d.match.identity is None for d in refine(ds, identity="unknown"))

@@ -1,11 +1,15 @@
 """Detection recall and track purity of the real pipeline on PETS09-S2L1 frames 0-199 (the issue's bar)."""
 from collections import Counter
 
+import pytest
+
 from reid_core.detection import PersonDetector
 from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, match_boxes
 from reid_core.matching import video_tracks
 from reid_core.video import read_frames
 from tests.conftest import GT, VIDEO
+
+pytestmark = pytest.mark.quality  # run again under REID_PRECISION=f32 by `make test`
 
 FRAMES = range(0, 200)
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from reid_core.embedding import load_embedder
 from reid_core.errors import StoreError
 from reid_core.store import Store, validate_name
 
@@ -29,7 +30,7 @@ def test_store_contents(pets_store):
         assert abs(np.linalg.norm(c.feature) - 1) < 1e-4
         assert c.key == f"{c.video_id}/{c.frame:08d}_{int(c.key[-2:]):02d}"
         assert c.track_id == t.track_id
-    assert store.features(t.keys).shape == (len(t), 512)
+    assert store.features(t.keys).shape == (len(t), load_embedder().dim)
     assert not list(store.pending(result.run.run_id))  # replay data is dropped once complete
 
 

@@ -416,6 +416,6 @@ def test_store_keeps_one_embedder(store_copy):
 
     other = replace(DEFAULT_SETTINGS, embedder="osnet_x0_25_market1501")
     before = store_copy.dump()
-    with pytest.raises(StoreError, match="holds features of osnet_x0_25_msmt17"):
+    with pytest.raises(StoreError, match=f"holds features of {DEFAULT_SETTINGS.embedder}"):
         ingest(VIDEO, store_copy, from_frame=300, to_frame=310, settings=other)
     assert store_copy.dump() == before

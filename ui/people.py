@@ -113,8 +113,13 @@ def build_enroll(get_store: Callable, files: AppFiles | None = None) -> None:
                        progress=lambda d, t: progress(d / max(t, 1), desc=f"frame {d}/{t}"))
         except (ReidError, ValueError) as err:
             return f"**Not enrolled:** {md(err)}", []
-        return (f"**Enrolled {md(r.identity.name)}**: +{len(r.added_keys)} crops (track {r.track_ids[0]}), "
-                f"{len(r.identity.keys)} in total.", _thumbs(get_files(), get_store(), r.sample_keys, r.identity.name))
+        text = (f"**Enrolled {md(r.identity.name)}**: +{len(r.added_keys)} crops, frames {r.frame_span[0]}.."
+                f"{r.frame_span[1]} ({r.visit_share:.0%} of those frames) from segment(s) {', '.join(r.segments)}; "
+                f"{len(r.identity.keys)} in total.")
+        if r.left_out:
+            text += f"  \n{len(r.left_out)} crop(s) that do not look like the rest were left out."
+        text += "".join(f"  \n**Warning:** {md(w)}" for w in r.warnings)
+        return text, _thumbs(get_files(), get_store(), r.sample_keys, r.identity.name)
 
     video.change(show, [video, at_frame], [preview, message], api_name=False)
     at_frame.change(show, [video, at_frame], [preview, message], api_name=False)

@@ -38,8 +38,10 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
                at_frame: Annotated[int | None, typer.Option("--at-frame", help="Frame where you pick the person.")] = None,
                box: Annotated[str | None, typer.Option(help="x,y,w,h of the person at --at-frame.")] = None,
                camera: Annotated[str | None, typer.Option(help="Camera/source name.")] = None,
+               force: Annotated[bool, typer.Option("--force", help="Add to an existing identity even if the person "
+                                                   "does not look like it.")] = False,
                store: StoreOpt = None, json_out: JsonOpt = False) -> None:
-    """Make (or add to) an identity from the person in a video range."""
+    """Make (or add to) an identity from the person picked in a video: their whole visit, nobody else."""
     from reid_core.enrollment import enroll
     from reid_core.matching import parse_box
 
@@ -53,11 +55,24 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
     s = _store(store)
     if s.identity(name) is None:  # a new identity: refuse a reserved or look-alike name before the ingest
         validate_new_name(name, [i.name for i in s.identities()])
-    r = enroll(s, video, name, from_frame, to_frame, at_frame, parse_box(box) if box else None, camera)
+    r = enroll(s, video, name, from_frame, to_frame, at_frame, parse_box(box) if box else None, camera,
+               force=force)
     out = {"name": r.identity.name, "added_crops": len(r.added_keys), "total_crops": len(r.identity.keys),
-           "track_ids": r.track_ids, "sample_keys": r.sample_keys}
-    emit(out, json_out, lambda o: f"enrolled {o['name']}: +{o['added_crops']} crops from track(s) "
-                                  f"{o['track_ids']} ({o['total_crops']} in total)")
+           "track_ids": r.track_ids, "segments": r.segments, "frames": list(r.frame_span),
+           "visit_share": round(r.visit_share, 3), "left_out_crops": r.left_out, "warnings": r.warnings,
+           "sample_keys": r.sample_keys}
+    emit(out, json_out, _enrolled_text)
+
+
+def _enrolled_text(o: dict) -> str:
+    lines = [f"enrolled {o['name']}: +{o['added_crops']} crops, frames {o['frames'][0]}..{o['frames'][1]} "
+             f"({o['visit_share']:.0%} of those frames), from segment(s) {', '.join(o['segments'])}; "
+             f"{o['total_crops']} crops in total"]
+    if o["left_out_crops"]:
+        lines.append(f"left out {len(o['left_out_crops'])} crop(s) that do not look like the rest")
+    lines += [f"warning: {w}" for w in o["warnings"]]
+    lines.append("check them: reid gallery show NAME; remove wrong ones: reid gallery remove NAME KEY|TRACK ...")
+    return "\n".join(lines)
 
 
 def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed identity name.")],
@@ -169,6 +184,51 @@ def gallery_merge(sources: Annotated[list[str], typer.Argument(help="Identities 
     ident = _store(store).merge_identities(sources, into)
     emit({"merged": sources, "into": ident.name, "crops": len(ident.keys)}, json_out,
          lambda o: f"merged {', '.join(o['merged'])} into {o['into']} ({o['crops']} crops)")
+
+
+@gallery_app.command("show")
+def gallery_show(name: str, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """An identity's segments: track, frames and crop keys, so wrong ones can be removed."""
+    from reid_core.matching import identity_segments
+
+    s = _store(store)
+    ident = s.identity(name)
+    if ident is None:
+        raise InputError(f"no identity named {name!r}")
+    segs = [{"segment": t.label, "video_id": t.video_id, "camera": t.camera, "frames": [t.frames[0], t.frames[-1]],
+             "crops": len(t.keys), "keys": t.keys} for t, _ in identity_segments(s, ident)]
+    emit({"name": ident.name, "segments": segs}, json_out, lambda o: "\n".join(
+        [f"{o['name']}: {len(o['segments'])} segment(s)"] + [
+            f"  {g['segment']:>6}  {g['camera']}  frames {g['frames'][0]}..{g['frames'][1]}  {g['crops']} crops  "
+            f"first key {g['keys'][0]}" for g in o["segments"]]))
+
+
+@gallery_app.command("remove")
+def gallery_remove(name: str, items: Annotated[list[str], typer.Argument(
+        help="Crop keys, or segments as shown by `reid gallery show` (12 = a whole track, 12.2 = its 2nd segment).")],
+        store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Take wrong crops or segments out of an identity (the crops stay in the store for other uses)."""
+    from reid_core.matching import identity_segments
+
+    s = _store(store)
+    ident = s.identity(name)
+    if ident is None:
+        raise InputError(f"no identity named {name!r}")
+    by_label = {t.label: t.keys for t, _ in identity_segments(s, ident)}
+    drop: list[str] = []
+    for item in items:
+        if item in by_label:
+            drop += by_label[item]
+        elif item in ident.keys:
+            drop.append(item)
+        elif any(label.split(".")[0] == item for label in by_label):
+            drop += [k for label, keys in by_label.items() if label.split(".")[0] == item for k in keys]
+        else:
+            raise InputError(f"{item!r} is neither a crop key nor a segment of {ident.name!r} "
+                             f"(segments: {', '.join(by_label)})")
+    left = s.remove_from_identity(ident.name, drop)
+    emit({"name": ident.name, "removed_crops": len(set(drop)), "total_crops": len(left.keys)}, json_out,
+         lambda o: f"removed {o['removed_crops']} crop(s) from {o['name']}; {o['total_crops']} left")
 
 
 @gallery_app.command("delete")

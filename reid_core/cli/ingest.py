@@ -8,6 +8,7 @@ import numpy as np
 import typer
 
 from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
+from reid_core.embedding import DEFAULT_MODEL
 from reid_core.errors import InputError
 
 
@@ -60,7 +61,7 @@ def ingest_cmd(
 def embed_cmd(
     inp: Annotated[Path, typer.Option("--in", help="uint8 .npy of shape (N, 256, 128, 3), RGB.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write float32 (N, D) features, rows L2-normalised.")],
-    model: Annotated[str, typer.Option(help="Embedder model name.")] = "osnet_x0_25_msmt17",
+    model: Annotated[str, typer.Option(help="Embedder model name (default: the ingest's embedder).")] = DEFAULT_MODEL,
     backend: Annotated[str, typer.Option(help="openvino (fast) or torch (reference).")] = "openvino",
     flip: Annotated[bool, typer.Option(help="Average with the horizontally flipped crop.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
@@ -87,7 +88,9 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """What the store holds, which models are used and where each weight file was found."""
     from reid_core.errors import WeightsError
     from reid_core.ingest import DEFAULT_SETTINGS
+    from reid_core.matching import DEFAULT_THRESHOLD
     from reid_core.models import list_trained
+    from reid_core.precision import cpu_has_bf16, inference_precision, requested
     from reid_core.store import Store
     from reid_core.weights import available, search_dirs
 
@@ -109,7 +112,9 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
                  for r in s.runs()],
         "identities": [{"name": i.name, "crops": len(i.keys)} for i in s.identities()],
         "models_in_use": {"detector": DEFAULT_SETTINGS.detector.model, "embedder": DEFAULT_SETTINGS.embedder,
-                          "backend": DEFAULT_SETTINGS.backend},
+                          "backend": DEFAULT_SETTINGS.backend, "precision": inference_precision(),
+                          "precision_setting": f"REID_PRECISION={requested()}", "cpu_bf16": cpu_has_bf16(),
+                          "threshold": DEFAULT_THRESHOLD},
         "weights_search_path": [str(d) for d in search_dirs()],
         "models": models,
         "trained_models": {name: str(path) for name, path in sorted(list_trained().items())},
