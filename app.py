@@ -14,6 +14,7 @@ from pathlib import Path
 import reid_core  # noqa: F401  (offline switches before gradio is imported)
 import gradio as gr
 
+from reid_core.checks import positive_setting
 from reid_core.errors import InputError
 from reid_core.ingest import DEFAULT_SETTINGS
 from reid_core.store import Store
@@ -57,14 +58,7 @@ def build_app(store_path: str | Path | None = None) -> gr.Blocks:
 
 
 def max_upload_mb() -> float:
-    raw = os.environ.get("REID_MAX_UPLOAD_MB", str(DEFAULT_MAX_UPLOAD_MB))
-    try:
-        mb = float(raw)
-    except ValueError:
-        raise InputError(f"REID_MAX_UPLOAD_MB must be a number of megabytes, got {raw!r}") from None
-    if not mb > 0:
-        raise InputError(f"REID_MAX_UPLOAD_MB must be more than 0, got {raw!r}")
-    return mb
+    return positive_setting("REID_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, "megabytes")
 
 
 def launch_options(demo: gr.Blocks) -> dict:

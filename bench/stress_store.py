@@ -27,12 +27,9 @@ sys.path.insert(0, str(ROOT))
 VIDEO = ROOT.parent / "shared" / "data" / "pets09_s2l1" / "vtest.avi"
 REID = [str(ROOT / ".venv" / "bin" / "reid")]
 
-import lmdb  # noqa: E402
-import numpy as np  # noqa: E402
 
-from reid_core.store import CropMeta, RunRecord, Store, VideoRecord, crop_key  # noqa: E402
+from reid_core.store import Store  # noqa: E402
 
-VID = "f" * 64
 
 
 def cpu() -> str:
@@ -42,28 +39,10 @@ def cpu() -> str:
 
 
 def build(path: Path, tracks: int, per_track: int, seed: int = 0) -> Store:
-    rng = np.random.default_rng(seed)
-    store = Store(path)
-    run = RunRecord("r" * 16, VID, 0, per_track - 1, 1, {"embedder": "osnet_x0_25_msmt17"}, status="complete",
-                    next_frame=per_track)
+    """The tests' synthetic store (JPEG-like values of 300-6000 bytes, random features), at any size."""
+    from tests.test_store_integrity import synthetic_store
 
-    def fill(txn):
-        store.put_video(txn, VideoRecord(VID, "/x.avi", "cam", 25.0, per_track, 768, 576))
-        for t in range(tracks):
-            tid = store.next_track_id(txn)
-            run.track_map[str(t)] = tid
-            keys = []
-            for f in range(per_track):
-                key = crop_key(VID, f, t)
-                jpeg = b"\xff\xd8\xff\xe0" + rng.bytes(int(rng.integers(300, 6000))) + b"\xff\xd9"
-                feat = rng.standard_normal(512).astype(np.float32)
-                store.put_crop(txn, key, jpeg, CropMeta(VID, "cam", f, [1, 2, 3, 4], 0.9, tid, run.run_id), feat)
-                keys.append(key)
-            store.append_to_track(txn, tid, VID, "cam", run.run_id, keys)
-        store.put_run(txn, run)
-
-    store.transact(fill)
-    return store
+    return synthetic_store(path, tracks, per_track, seed)
 
 
 def survivors(folder: Path, crops) -> tuple[int, int]:

@@ -21,11 +21,11 @@ class Calibration:
 
 
 CALIBRATIONS = {
-    # crop vs track feature, same person / other person in the same frame: 1st pct 0.59 / 99th pct 0.42;
-    # 12-crop means: same 5th pct 0.48, different 95th pct 0.35. Threshold: bench/calibrate.py, leave-one-out.
+    # bench/appearance_stats.py: crop vs track feature, same person 1st pct 0.62 / other person in the same frame
+    # 99th pct 0.40; 12-crop means: same 5th pct 0.49, different 95th pct 0.34. Threshold: bench/calibrate.py.
     "person-reidentification-retail-0287": Calibration(0.45, 0.40, 0.50, 0.45, 0.60),
     "person-reidentification-retail-0288": Calibration(0.45, 0.40, 0.50, 0.45, 0.60),
-    # crop vs track: same 1st pct 0.76 / other 99th pct 0.79 (they overlap: the reason it is no longer the default)
+    # crop vs track: same 1st pct 0.76 / other 99th pct 0.78 (they overlap: one reason it is no longer the default)
     "osnet_x0_25_msmt17": Calibration(0.60, 0.55, 0.70, 0.50, 0.80),
 }
 FALLBACK = "osnet_x0_25_msmt17"

@@ -17,6 +17,18 @@ from reid_core.errors import InputError
 EXPORT_SUFFIXES = (".csv", ".json")
 
 
+def positive_setting(name: str, default: float, unit: str) -> float:
+    """A positive number from the environment variable `name` (a setting such as REID_MAX_UPLOAD_MB)."""
+    raw = os.environ.get(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{name} must be a number of {unit}, got {raw!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise InputError(f"{name} must be more than 0, got {raw!r}")
+    return value
+
+
 def score(value: object, what: str = "--threshold") -> float:
     """A similarity threshold or floor: a finite number in 0..1."""
     try:

@@ -24,7 +24,7 @@ import numpy as np
 from reid_core.errors import InputError, StoreError
 from reid_core.ingest import Progress
 from reid_core.matching import (CALIBRATION, DEFAULT_THRESHOLD, MIN_TRACK_CROPS, Gallery, ensure_ingested,
-                                video_tracks)
+                                identity_segments, video_tracks)
 from reid_core.names import validate_new_name
 from reid_core.store import Store, validate_name
 from reid_core.types import Box, Identity, Track
@@ -209,3 +209,25 @@ def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_f
     step = max(1, len(keys) // 8)
     return EnrollResult(ident, keys, sorted({t.track_id for t in chain}), keys[::step][:8],
                         [t.label for t in chain], span, len(frames) / (span[1] - span[0] + 1), left_out, warnings)
+
+
+def remove_from_identity(store: Store, name: str, items: list[str]) -> tuple[Identity, int]:
+    """Take wrong crops or segments out of an identity: each item is a crop key, a segment label as listed by
+    `identity_segments` ("12.2"), or a track number (all its segments). The crops stay in the store."""
+    ident = store.identity(name)
+    if ident is None:
+        raise StoreError(f"no identity named {name!r}")
+    by_label = {t.label: t.keys for t, _ in identity_segments(store, ident)}
+    drop: set[str] = set()
+    for item in (i.strip() for i in items if i.strip()):
+        track_part = [keys for label, keys in by_label.items() if label.split(".")[0] == item]
+        if item in by_label:
+            drop.update(by_label[item])
+        elif item in ident.keys:
+            drop.add(item)
+        elif track_part:
+            drop.update(k for keys in track_part for k in keys)
+        else:
+            raise InputError(f"{item!r} is neither a crop key nor a segment of {ident.name!r} "
+                             f"(its segments: {', '.join(by_label) or 'none'})")
+    return store.remove_from_identity(ident.name, sorted(drop)), len(drop)

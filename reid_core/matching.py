@@ -19,7 +19,7 @@ from reid_core.embedding import load_embedder
 from reid_core.errors import InputError, OverlapError, StoreError
 from reid_core.ingest import DEFAULT_SETTINGS, Progress, check_store_embedder, ingest
 from reid_core.segments import SegmentConfig, split_track
-from reid_core.store import Store, validate_name
+from reid_core.store import Store
 from reid_core.types import Box, Identity, Match, Track
 from reid_core.video import check_range, probe
 

@@ -21,10 +21,7 @@ Deleting an identity or a run compacts the store afterwards, so the deleted byte
 from __future__ import annotations
 
 import json
-import re
-import threading
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field

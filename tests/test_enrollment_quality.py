@@ -45,3 +45,38 @@ def _tracked_boxes(store, gt, gid: int) -> int:
     for t in store.tracks(to_frame=LAST):
         n += sum(i == gid for i in gt_ids_of_track(t, gt))
     return n
+
+
+def test_remove_wrong_segments_cli_and_library(store_copy, tmp_path):
+    """What was enrolled can be inspected and taken out again, by segment label or crop key."""
+    import json
+    import os
+    import subprocess
+
+    from reid_core.enrollment import remove_from_identity
+    from reid_core.errors import InputError
+    from reid_core.matching import identity_segments
+    from tests.conftest import reid_cli
+
+    gt = load_mot_gt(GT)
+    box = next(b for g, b in gt[0] if g == 19)  # p01 at frame 0
+    r = enroll(store_copy, VIDEO, "p01", 0, LAST, at_frame=0, box=box)
+    assert len(r.segments) >= 2, r.segments  # p01's first visit is several fragments (see the test above)
+    segs = [t.label for t, _ in identity_segments(store_copy, store_copy.identity("p01"))]
+    env = dict(os.environ, REID_STORE=str(store_copy.path))
+    shown = json.loads(subprocess.run(reid_cli() + ["gallery", "show", "p01", "--json"], env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+    assert [g["segment"] for g in shown["segments"]] == segs
+    out = json.loads(subprocess.run(reid_cli() + ["gallery", "remove", "p01", segs[-1], "--json"], env=env,
+                                    capture_output=True, text=True, check=True).stdout)
+    left = store_copy.identity("p01")
+    assert out["total_crops"] == len(left.keys) == len(r.added_keys) - out["removed_crops"] > 0
+    key = left.keys[0]
+    ident, n = remove_from_identity(store_copy, "p01", [key])
+    assert n == 1 and key not in ident.keys and store_copy.get_crops([key])  # the crop stays in the store
+    before = store_copy.dump()
+    with pytest.raises(InputError, match="neither a crop key nor a segment"):
+        remove_from_identity(store_copy, "p01", ["999.9"])
+    bad = subprocess.run(reid_cli() + ["gallery", "remove", "p01", "nonsense"], env=env, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and store_copy.dump() == before

@@ -8,7 +8,7 @@ import time
 from reid_core.store import Store
 from tests.conftest import VIDEO, reid_cli
 
-RANGE = ["--from-frame", "0", "--to-frame", "79"]
+RANGE = ["--from-frame", "0", "--to-frame", "49"]
 
 
 def _comparable(store: Store) -> dict:
@@ -40,7 +40,7 @@ def test_sigkill_then_rerun_equals_clean_run(tmp_path):
     killed_at = None
     while time.time() < deadline and proc.poll() is None:
         runs = store.runs()
-        if runs and 30 <= runs[0].next_frame < 80 and runs[0].status == "partial":
+        if runs and 20 <= runs[0].next_frame < 50 and runs[0].status == "partial":
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             killed_at = runs[0].next_frame

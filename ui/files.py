@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from reid_core.checks import positive_setting
 from reid_core.errors import InputError
 
 _KEY = re.compile(r"[0-9a-f]{8,64}/\d{8}_\d{2,}")  # crop keys: "{video_id}/{frame:08d}_{bb:02d}"
@@ -30,14 +31,7 @@ _sweepers_lock = threading.Lock()
 
 
 def retention_hours() -> float:
-    raw = os.environ.get("REID_APP_TMP_HOURS", "24")
-    try:
-        hours = float(raw)
-    except ValueError:
-        raise InputError(f"REID_APP_TMP_HOURS must be a number of hours, got {raw!r}") from None
-    if not hours > 0:
-        raise InputError(f"REID_APP_TMP_HOURS must be more than 0, got {raw!r}")
-    return hours
+    return positive_setting("REID_APP_TMP_HOURS", 24, "hours")
 
 
 class AppFiles:

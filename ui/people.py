@@ -9,9 +9,9 @@ import gradio as gr
 
 from reid_core import checks
 from reid_core.errors import InputError, ReidError
-from reid_core.enrollment import enroll
+from reid_core.enrollment import enroll, remove_from_identity
 from reid_core.matching import (DEFAULT_THRESHOLD, UNKNOWN, decisions_json, export, filter_hits, hits_json,
-                                 identify, refine, search_image, verify, video_tracks)
+                                 identify, identity_segments, refine, search_image, verify, video_tracks)
 from reid_core.names import validate_new_name
 from reid_core.types import Box
 from reid_core.video import probe, read_frame
@@ -303,6 +303,13 @@ def build_gallery(get_store: Callable, files: AppFiles | None = None) -> None:
         rename_btn = gr.Button("Rename")
         merge_btn = gr.Button("Merge identity into target")
         delete_btn = gr.Button("Delete identity and its crops", variant="stop")
+    with gr.Row():
+        segments_btn = gr.Button("Show the identity's segments")
+        wrong = gr.Textbox(label="Segments or crop keys to take out (e.g. 12, 14.2)")
+        remove_btn = gr.Button("Remove from identity")
+    segment_table = gr.Dataframe(headers=["segment", "camera", "first frame", "last frame", "crops"],
+                                 interactive=False)
+    segment_strip = gr.Gallery(label="First crop of each segment", columns=8, height="auto", object_fit="contain")
     message = gr.Markdown()
     thumbs = gr.Gallery(label="Identities", columns=6, height="auto", object_fit="contain")
     table = gr.Dataframe(headers=["identity", "crops", "tracks"], interactive=False)
@@ -347,6 +354,31 @@ def build_gallery(get_store: Callable, files: AppFiles | None = None) -> None:
         get_files().forget([ident.name if ident else a], keys)  # its thumbnails and exports go with it
         return f"Deleted {md(a)} and {n} crops."
 
+    def segments(a):
+        store = get_store()
+        try:
+            ident = store.identity(a) if a else None
+        except ReidError as err:
+            return f"**Error:** {md(err)}", [], []
+        if ident is None:
+            return f"**Error:** no identity named {md(a or '')}", [], []
+        rows, pics = [], []
+        for t, _ in identity_segments(store, ident):
+            rows.append([t.label, t.camera, t.frames[0], t.frames[-1], len(t.keys)])
+            crop = store.get_crops(t.keys[:1])[0]
+            pics.append((get_files().crop_file(crop.key, crop.jpeg), f"segment {t.label}"))
+        return f"{md(ident.name)}: {len(rows)} segment(s)", rows, pics
+
+    def remove(a, items):
+        try:
+            left, n = remove_from_identity(get_store(), a, items.replace(",", " ").split())
+        except ReidError as err:
+            return f"**Error:** {md(err)}", [], []
+        text, rows, pics = segments(left.name)
+        return f"Removed {n} crop(s) from {md(left.name)}. " + text, rows, pics
+
+    segments_btn.click(segments, [name], [message, segment_table, segment_strip], api_name="gallery_segments")
+    remove_btn.click(remove, [name, wrong], [message, segment_table, segment_strip], api_name="gallery_remove")
     outputs = [message, thumbs, table, cameras]
     refresh.click(listing, None, outputs, api_name="gallery_list")
     rename_btn.click(lambda a, b: act(rename, a, b), [name, new_name], outputs, api_name="gallery_rename")

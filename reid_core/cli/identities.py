@@ -208,26 +208,10 @@ def gallery_remove(name: str, items: Annotated[list[str], typer.Argument(
         help="Crop keys, or segments as shown by `reid gallery show` (12 = a whole track, 12.2 = its 2nd segment).")],
         store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Take wrong crops or segments out of an identity (the crops stay in the store for other uses)."""
-    from reid_core.matching import identity_segments
+    from reid_core.enrollment import remove_from_identity
 
-    s = _store(store)
-    ident = s.identity(name)
-    if ident is None:
-        raise InputError(f"no identity named {name!r}")
-    by_label = {t.label: t.keys for t, _ in identity_segments(s, ident)}
-    drop: list[str] = []
-    for item in items:
-        if item in by_label:
-            drop += by_label[item]
-        elif item in ident.keys:
-            drop.append(item)
-        elif any(label.split(".")[0] == item for label in by_label):
-            drop += [k for label, keys in by_label.items() if label.split(".")[0] == item for k in keys]
-        else:
-            raise InputError(f"{item!r} is neither a crop key nor a segment of {ident.name!r} "
-                             f"(segments: {', '.join(by_label)})")
-    left = s.remove_from_identity(ident.name, drop)
-    emit({"name": ident.name, "removed_crops": len(set(drop)), "total_crops": len(left.keys)}, json_out,
+    left, removed = remove_from_identity(_store(store), name, items)
+    emit({"name": left.name, "removed_crops": removed, "total_crops": len(left.keys)}, json_out,
          lambda o: f"removed {o['removed_crops']} crop(s) from {o['name']}; {o['total_crops']} left")
 
 

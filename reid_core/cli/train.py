@@ -220,10 +220,12 @@ def adapt_cmd(
     moco_epochs: Annotated[int, typer.Option("--moco-epochs", help="MoCo epochs on the same crops first "
                                              "(0 = none).")] = 0,
     min_crops: Annotated[int, typer.Option("--min-crops", help="Shortest usable track segment.")] = 8,
-    switch_similarity: Annotated[float, typer.Option("--switch-similarity", help="Split a track where its two "
-                                                     "sides are less alike than this cosine.")] = 0.5,
-    merge_similarity: Annotated[float, typer.Option("--merge-similarity", help="Merge tracks that never co-occur "
-                                                    "and are at least this alike (0 = never).")] = 0.8,
+    switch_similarity: Annotated[float | None, typer.Option(
+        "--switch-similarity", help="Split a track where its two sides are less alike than this cosine (default: "
+                                    "the store embedder's segment-change value, reid_core/calibration.py).")] = None,
+    merge_similarity: Annotated[float | None, typer.Option(
+        "--merge-similarity", help="Merge tracks that never co-occur and are at least this alike (0 = never; "
+                                   "default: the store embedder's decision threshold).")] = None,
     negatives: Annotated[str, typer.Option(help="Triplet negatives: all, or co-occurring (only tracks seen at the "
                                            "same moment).")] = "all",
     p: Annotated[int, typer.Option("-p", help="Pseudo-identities per batch.")] = 16,
@@ -238,8 +240,18 @@ def adapt_cmd(
     from reid_core.training.recipes import ADAPT_TRAIN, adapt
     from reid_core.training.supervised import SupervisedConfig
 
-    labels = PseudoLabelConfig(min_crops=min_crops, switch_similarity=switch_similarity,
-                               merge_similarity=merge_similarity, negatives=negatives)
+    # Cosines are on the scale of the embedder whose features the store holds (the pseudo-labels are built on them).
+    from reid_core.calibration import calibration_for
+    from reid_core.embedding import DEFAULT_MODEL
+    from reid_core.store import Store
+
+    held = {r.settings.get("embedder") for r in Store(store_path(store)).runs()} - {None}
+    cal = calibration_for(sorted(held)[0] if held else DEFAULT_MODEL)
+    labels = PseudoLabelConfig(min_crops=min_crops,
+                               switch_similarity=cal.change_similarity if switch_similarity is None
+                               else switch_similarity,
+                               merge_similarity=cal.threshold if merge_similarity is None else merge_similarity,
+                               negatives=negatives)
     config, evaluate = _setup(ADAPT_TRAIN, epochs, lr, amp, workers, seed, max_steps, val_mot, val_frames)
     summary = adapt(store_path(store), name, video, from_frame, to_frame, arch, init, labels, config,
                     SupervisedConfig(p=p, k=k), moco_epochs, run_dir=run_dir, out_dir=out_dir, resume=resume,
