@@ -31,10 +31,12 @@ CALIBRATIONS = {
 FALLBACK = "osnet_x0_25_msmt17"
 
 
-def calibration_for(embedder: str) -> Calibration:
+def calibration_source(embedder: str) -> str:
+    """Which entry of CALIBRATIONS an embedder's constants come from (shown by `reid info`)."""
     if embedder in CALIBRATIONS:
-        return CALIBRATIONS[embedder]
-    for name, cal in CALIBRATIONS.items():
-        if name in embedder:
-            return cal
-    return CALIBRATIONS[FALLBACK]
+        return embedder
+    return next((name for name in CALIBRATIONS if name in embedder), FALLBACK)
+
+
+def calibration_for(embedder: str) -> Calibration:
+    return CALIBRATIONS[calibration_source(embedder)]

@@ -11,8 +11,10 @@ import resource
 import signal
 import subprocess
 import sys
+import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -436,3 +438,40 @@ def test_double_click_in_one_process(clean30, tmp_path, monkeypatch):
         t.join(120)
     assert not errors and sorted(r.reused for r in results) == [False, True]
     assert comparable(store) == comparable(clean30)
+
+
+# Ten app clients ingest the same footage at once (the filed case: 26 tracks instead of 13): the store ends with one
+# run, every crop in exactly one track, the same tracks and crops as one clean ingest.
+CLIENTS = 10
+
+
+@pytest.mark.slow
+def test_ten_app_clients_ingest_the_same_range_once(clean30, tmp_path, monkeypatch):
+    import app
+    from gradio_client import Client, handle_file
+
+    monkeypatch.setenv("REID_INGEST_CHUNK", CHUNK)
+    store = Store(tmp_path / "store")
+    demo = app.build_app(store.path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # As many workers as clients: every request runs at once (the app itself ships with a limit of 2).
+    demo.queue(default_concurrency_limit=CLIENTS).launch(server_name="127.0.0.1", server_port=port,
+                                                          prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+
+        def client(_):
+            return Client(url, verbose=False).predict(handle_file(str(VIDEO)), "", 0, 29, 1, api_name="/ingest")
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            messages = list(pool.map(client, range(CLIENTS)))
+    finally:
+        demo.close()
+    assert all("Stored" in m or "Already stored" in m for m in messages), messages
+    assert sum(m.startswith("**Stored") for m in messages) == 1, messages
+    assert len(store.runs()) == 1 and store.runs()[0].status == "complete"
+    _no_duplicates(store)
+    ref = {tuple(t.keys) for t in clean30.tracks()}
+    assert {tuple(t.keys) for t in store.tracks()} == ref

@@ -87,6 +87,7 @@ def embed_cmd(
 def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """What the store holds, which models are used and where each weight file was found."""
     from reid_core.errors import WeightsError
+    from reid_core.calibration import calibration_source
     from reid_core.ingest import DEFAULT_SETTINGS
     from reid_core.matching import DEFAULT_THRESHOLD
     from reid_core.models import list_trained
@@ -114,7 +115,8 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
         "models_in_use": {"detector": DEFAULT_SETTINGS.detector.model, "embedder": DEFAULT_SETTINGS.embedder,
                           "backend": DEFAULT_SETTINGS.backend, "precision": inference_precision(),
                           "precision_setting": f"REID_PRECISION={requested()}", "cpu_bf16": cpu_has_bf16(),
-                          "threshold": DEFAULT_THRESHOLD},
+                          "threshold": DEFAULT_THRESHOLD,
+                          "calibration": calibration_source(DEFAULT_SETTINGS.embedder)},
         "weights_search_path": [str(d) for d in search_dirs()],
         "models": models,
         "trained_models": {name: str(path) for name, path in sorted(list_trained().items())},
