@@ -382,10 +382,10 @@ def export(result: dict, path: str | Path) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         if "tracks" in result:
-            w.writerow(["track_id", "identity", "best_match", "score", "threshold", "first_frame", "last_frame",
-                        "crops"])
+            w.writerow(["track_id", "segment", "identity", "best_match", "score", "threshold", "first_frame",
+                        "last_frame", "crops"])
             for t in result["tracks"]:
-                w.writerow([t["track_id"], t["identity"] or UNKNOWN, t["best_match"] or "", t["score"],
+                w.writerow([t["track_id"], t.get("segment", 0), t["identity"] or UNKNOWN, t["best_match"] or "", t["score"],
                             result.get("threshold", ""), t["frames"][0] if t["frames"] else "",
                             t["frames"][-1] if t["frames"] else "", len(t["frames"])])
         else:

@@ -191,7 +191,7 @@ def test_refine_and_export(longest, tmp_path):
     assert all(len(d.frames) >= 20 for d in refine(ds, min_crops=20))
     result = decisions_json(only, 0.8)
     csv_text = export(result, tmp_path / "a.csv").read_text().splitlines()
-    assert csv_text[0].startswith("track_id,identity") and len(csv_text) == len(only) + 1 and "Alice" in csv_text[1]
+    assert csv_text[0].startswith("track_id,segment,identity") and len(csv_text) == len(only) + 1 and "Alice" in csv_text[1]
     assert json.loads(export(result, tmp_path / "a.json").read_text()) == json.loads(json.dumps(result))
     with pytest.raises(InputError):
         export(result, tmp_path / "a.xlsx")

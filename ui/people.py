@@ -87,7 +87,7 @@ def build_enroll(get_store: Callable, files: AppFiles | None = None) -> None:
         for t in people:  # footage already in the store: show who can be picked
             b = t.boxes[0]
             cv2.rectangle(image, (int(b.x), int(b.y)), (int(b.x + b.w), int(b.y + b.h)), (0, 200, 255), 2)
-            cv2.putText(image, str(t.track_id), (int(b.x), max(12, int(b.y) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+            cv2.putText(image, t.label, (int(b.x), max(12, int(b.y) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                         (0, 200, 255), 1)
         hint = (f"; {len(people)} people already tracked at frame {f} (boxes): click one" if people else
                 "; click the person to enroll (not needed when only one person is in the range)")
@@ -202,12 +202,12 @@ def build_identify(get_store: Callable, files: AppFiles | None = None) -> None:
         rows, thumbs = [], []
         for d in shown:
             name = d.match.identity or UNKNOWN
-            rows.append([d.track_id, name, d.match.best_match or "", round(d.match.score * 100, 1),
+            rows.append([d.label, name, d.match.best_match or "", round(d.match.score * 100, 1),
                          f"{d.frames[0]}..{d.frames[-1]}", len(d.frames)])
             mid = d.keys[len(d.keys) // 2]
             thumbs.append((files_.crop_file(mid, store.get_crops([mid])[0].jpeg),
                            f"{'✅ ' + name if d.match.identity else '❔ unknown'} · {d.match.score:.0%} · "
-                           f"track {d.track_id} · frames {d.frames[0]}..{d.frames[-1]}"))
+                           f"track {d.label} · frames {d.frames[0]}..{d.frames[-1]}"))
         named = sum(1 for d in shown if d.match.identity)
         people = sorted({d.match.identity for d in shown if d.match.identity})
         text = (f"**{named} of {len(shown)} tracks named** at threshold {float(t):.0%}"

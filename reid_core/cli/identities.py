@@ -64,6 +64,10 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
     emit(out, json_out, _enrolled_text)
 
 
+def _label(t: dict) -> str:
+    return f"{t['track_id']}.{t['segment']}" if t.get("segment") else str(t["track_id"])
+
+
 def _enrolled_text(o: dict) -> str:
     lines = [f"enrolled {o['name']}: +{o['added_crops']} crops, frames {o['frames'][0]}..{o['frames'][1]} "
              f"({o['visit_share']:.0%} of those frames), from segment(s) {', '.join(o['segments'])}; "
@@ -111,7 +115,7 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
 
     def human(o):
         lines = [f"threshold {o['threshold']:.2f}"]
-        lines += [f"track {t['track_id']:5d}  frames {t['frames'][0]}..{t['frames'][-1]}  "
+        lines += [f"track {_label(t):>7}  frames {t['frames'][0]}..{t['frames'][-1]}  "
                   f"{t['identity'] or 'unknown':20s} (best {t['best_match']} {t['score']:.3f})" for t in o["tracks"]]
         return "\n".join(lines)
 
