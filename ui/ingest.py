@@ -13,6 +13,7 @@ from reid_core.errors import ReidError
 from reid_core.ingest import ingest
 from reid_core.names import validate_camera
 from reid_core.video import probe, read_frame
+from ui.fields import optional_frame
 from ui.markdown import md
 
 
@@ -41,7 +42,7 @@ def build(get_store: Callable[[], object]) -> None:
             camera = gr.Textbox(label="Camera / source name (default: file name)")
             with gr.Row():
                 from_frame = gr.Number(label="From frame (0-based)", value=0, precision=0, minimum=0)
-                to_frame = gr.Number(label="To frame (inclusive, empty = end)", value=None, precision=0, minimum=0)
+                to_frame = optional_frame("To frame (inclusive, empty = end)", "end of the video")
             stride = gr.Number(label="Every K-th frame", value=1, precision=0, minimum=1)
             go = gr.Button("Ingest", variant="primary")
     result = gr.Markdown()

@@ -15,6 +15,7 @@ from reid_core.matching import (DEFAULT_THRESHOLD, UNKNOWN, decisions_json, expo
 from reid_core.names import validate_new_name
 from reid_core.types import Box
 from reid_core.video import probe, read_frame
+from ui.fields import optional_frame
 from ui.files import AppFiles
 from ui.markdown import md
 
@@ -54,7 +55,7 @@ def _video_inputs():
     video = gr.File(label="Video", file_types=VIDEO_TYPES, type="filepath")
     with gr.Row():
         start = gr.Number(label="From frame (0-based)", value=0, precision=0, minimum=0)
-        stop = gr.Number(label="To frame (inclusive, empty = end)", value=None, precision=0, minimum=0)
+        stop = optional_frame("To frame (inclusive, empty = end)", "end of the video")
     return video, start, stop
 
 
@@ -178,8 +179,8 @@ def build_identify(get_store: Callable, files: AppFiles | None = None) -> None:
             go = gr.Button("Identify", variant="primary")
             with gr.Accordion("Refine the results (no recomputation)", open=False):
                 with gr.Row():
-                    show_from = gr.Number(label="Show frames from", value=None, precision=0, minimum=0)
-                    show_to = gr.Number(label="Show frames to", value=None, precision=0, minimum=0)
+                    show_from = optional_frame("Show frames from")
+                    show_to = optional_frame("Show frames to")
                 min_crops = gr.Slider(0, 50, value=0, step=1, label="Hide tracks shorter than (crops)")
         with gr.Column():
             summary = gr.Markdown()
@@ -255,8 +256,8 @@ def build_search_image(get_store: Callable, files: AppFiles | None = None) -> No
             camera = gr.Dropdown(label="Camera / source (empty = all)", choices=[], value="",
                                  allow_custom_value=True)
             with gr.Row():
-                f0 = gr.Number(label="From frame", value=None, precision=0, minimum=0)
-                f1 = gr.Number(label="To frame", value=None, precision=0, minimum=0)
+                f0 = optional_frame("From frame")
+                f1 = optional_frame("To frame")
     note = gr.Markdown()
     results = gr.Gallery(label="Most similar tracks", columns=5, height="auto", object_fit="contain")
     table = gr.Dataframe(headers=["rank", "similarity %", "camera", "video", "frame", "track"], interactive=False)
