@@ -3,7 +3,7 @@
 A tracker follows boxes; when two people cross, the boxes can swap and one track then holds two people. Whatever
 is decided on such a track (enrolled, identified, used as a training label) is wrong for both. So every flow
 decides on *segments*: a track cut wherever its appearance changes, each part decided on its own. This is the one
-mechanism for that; enrollment, verify, identify, search and the training pseudo-labels all use it.
+mechanism for that; enrollment, verify, identify, the gallery and the training pseudo-labels use it.
 
 A cut is made where the crops before and after a point look least alike (cosine between the two sides' mean
 features, the best point found by one cumulative-sum pass) and that cosine is below `change_similarity`; each side
