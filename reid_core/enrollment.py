@@ -184,7 +184,8 @@ def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_f
     left_out = [k for k, ok in zip(keys, keep) if not ok]
     keys = [k for k, ok in zip(keys, keep) if ok]
     mean = _l2(f[keep].mean(0))
-    frames = sorted({fr for t in chain for fr, k in zip(t.frames, t.keys) if k not in set(left_out)})
+    refused = set(left_out)
+    frames = sorted({fr for t in chain for fr, k in zip(t.frames, t.keys) if k not in refused})
 
     warnings = []
     gallery = Gallery.load(store)

@@ -100,9 +100,9 @@ def identity_segments(store: Store, ident: Identity) -> list[tuple[Track, np.nda
     out = []
     for tid, t in groups.items():
         f = np.stack(feats[tid])
+        row = {k: i for i, k in enumerate(t.keys)}
         for seg in split_track(t, f, SEGMENTS):
-            idx = [t.keys.index(k) for k in seg.keys]
-            out.append((seg, f[idx]))
+            out.append((seg, f[[row[k] for k in seg.keys]]))
     return out
 
 

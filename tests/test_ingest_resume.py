@@ -1,13 +1,11 @@
 """Transactional ingest: SIGKILL mid-run, run again, and the store equals one clean run."""
 import json
 import os
-import signal
 import subprocess
-import time
 
 from reid_core.store import Store
 from tests.conftest import VIDEO, reid_cli
-from tests.test_store_integrity import comparable
+from tests.test_store_integrity import comparable, kill_mid_run
 
 RANGE = ["--from-frame", "0", "--to-frame", "29"]
 
@@ -25,17 +23,7 @@ def test_sigkill_then_rerun_equals_clean_run(tmp_path):
     proc = subprocess.Popen(reid_cli() + ["ingest", str(VIDEO), "--store", str(crashed), *RANGE], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = Store(crashed)
-    deadline = time.time() + 300
-    killed_at = None
-    while time.time() < deadline and proc.poll() is None:
-        runs = store.runs()
-        if runs and 10 <= runs[0].next_frame < 30 and runs[0].status == "partial":
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            killed_at = runs[0].next_frame
-            break
-        time.sleep(0.05)
-    assert killed_at is not None, "the ingest finished before it could be killed"
+    kill_mid_run(proc, store, 10, 30)
     partial = store.runs()[0]
     assert partial.status == "partial"
     assert store.tracks() == []  # an unfinished run is invisible to queries

@@ -342,23 +342,27 @@ def _finish(procs, timeout=300):
     return out
 
 
+def kill_mid_run(proc: subprocess.Popen, store: Store, lo: int, hi: int, timeout: float = 300) -> int:
+    """SIGKILL the ingest `proc` once its (only) run has committed up to a frame in [lo, hi); returns that frame."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        runs = store.runs()
+        if runs and runs[0].status == "partial" and lo <= runs[0].next_frame < hi:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert store.runs()[0].status == "partial"
+            return runs[0].next_frame
+        time.sleep(0.02)
+    raise AssertionError("the ingest finished before it could be killed")
+
+
 def test_sigkill_then_concurrent_commands_resume_once(clean30, chunk_env, tmp_path):
     """An ingest killed mid-run, then three commands needing the same footage at once (two ingests and an
     identify): one resumes the dead run, the others wait for it and reuse it; the store equals one clean run."""
     proc = subprocess.Popen(reid_cli() + ["ingest", str(VIDEO), *RANGE], env=chunk_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = Store(tmp_path / "store")
-    deadline, killed = time.time() + 200, None
-    while time.time() < deadline and proc.poll() is None:
-        runs = store.runs()
-        if runs and runs[0].status == "partial" and 5 <= runs[0].next_frame < 30:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            killed = runs[0].next_frame
-            break
-        time.sleep(0.02)
-    assert killed is not None, "the ingest finished before it could be killed"
-    assert store.runs()[0].status == "partial"
+    kill_mid_run(proc, store, 5, 30)
 
     procs = [_spawn(["ingest", str(VIDEO), *RANGE, "--json"], chunk_env) for _ in range(2)]
     procs.append(_spawn(["identify", str(VIDEO), *RANGE, "--json"], chunk_env))

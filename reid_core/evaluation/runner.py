@@ -592,11 +592,7 @@ class MotEvaluation:
                          f"crops at IoU >= {feat.MATCH_IOU}; the rest keep their own feature")
         timings = Timings(self.embeddings.seconds - e0, self.track_seconds - tr0, t2 - t1, t2 - t0)
         report = EvalReport(info, settings, scored.rank, scored.verification, timings, notes, coverage)
-        if save_features is not None:
-            report.files.features = str(ds.save_features(save_features, qf, gf, p.query, p.gallery))
-        if out_dir is not None:
-            write_outputs(report, out_dir)
-        return report
+        return _finish(report, save_features, qf, gf, p.query, p.gallery, out_dir)
 
 
 def evaluate_mot(root: str | Path, settings: EvalSettings = EvalSettings(), out_dir: str | Path | None = None,
@@ -654,11 +650,7 @@ def evaluate_market(root: str | Path, settings: EvalSettings = EvalSettings(), o
                        "person", (("junk_dropped", split.dropped_junk),))
     report = EvalReport(info, settings, scored.rank, scored.verification, Timings(emb.seconds, 0.0, t2 - t1, t2 - t0),
                         notes)
-    if save_features is not None:
-        report.files.features = str(ds.save_features(save_features, qf, gf, split.query, split.gallery))
-    if out_dir is not None:
-        write_outputs(report, out_dir)
-    return report
+    return _finish(report, save_features, qf, gf, split.query, split.gallery, out_dir)
 
 
 class PetaEvaluation:
@@ -699,11 +691,7 @@ class PetaEvaluation:
                            tuple(asdict(counts).items()))
         report = EvalReport(info, settings, scored.rank, scored.verification,
                             Timings(self.embeddings.seconds - e0, 0.0, t2 - t1, t2 - t0), notes)
-        if save_features is not None:
-            report.files.features = str(ds.save_features(save_features, qf, gf, p.query, p.gallery))
-        if out_dir is not None:
-            write_outputs(report, out_dir)
-        return report
+        return _finish(report, save_features, qf, gf, p.query, p.gallery, out_dir)
 
 
 def evaluate_peta(root: str | Path, settings: EvalSettings = EvalSettings(), out_dir: str | Path | None = None,
@@ -734,6 +722,16 @@ def root_name(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- outputs
+
+
+def _finish(report: EvalReport, save_features: str | Path | None, qf: np.ndarray, gf: np.ndarray,
+            query: ds.Items, gallery: ds.Items, out_dir: str | Path | None) -> EvalReport:
+    """What every protocol does with its report: the features saved on request, the files written on request."""
+    if save_features is not None:
+        report.files.features = str(ds.save_features(save_features, qf, gf, query, gallery))
+    if out_dir is not None:
+        write_outputs(report, out_dir)
+    return report
 
 
 def write_outputs(report: EvalReport, out_dir: str | Path) -> None:
