@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := False
 export GRADIO_ANALYTICS_ENABLED := False
@@ -19,6 +20,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps --no-build-isolation -e .
 	touch $@
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
 # Headless Chromium for the browser test (Debian package; Playwright's own browser download cannot work offline).
 browser:
 	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
@@ -29,7 +34,7 @@ run: $(STAMP)
 
 # All tests with the CPU's default precision, then the quality bars again with f32 forced (REID_PRECISION), unless
 # f32 already is this CPU's default: results must not depend on the CPU's bf16 support.
-test: $(STAMP) browser
+test: $(DEV_STAMP) browser
 	$(PY) -m pytest
 	@if [ "$$($(PY) -c 'from reid_core.precision import inference_precision as p; print(p())')" = f32 ]; then \
 	  echo "this CPU computes in f32 by default: the run above was the forced-f32 run"; \

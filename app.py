@@ -19,41 +19,58 @@ from reid_core.errors import InputError
 from reid_core.ingest import DEFAULT_SETTINGS
 from reid_core.store import Store
 from ui import auth as login
+from ui import enroll, gallery, identify, search_image, startup, verify
 from ui import ingest as ingest_tab
-from ui import people
 from ui import search_text as search_text_tab
 from ui.files import AppFiles
+from ui.markdown import md
 
 TITLE = "reid-studio: find the same person again across video"
 DEFAULT_MAX_UPLOAD_MB = 500  # a long CCTV clip; above this a browser upload is more likely a mistake or an attack
 
 
-def build_app(store_path: str | Path | None = None) -> gr.Blocks:
+INTRO = ("Enroll a person from a stretch of footage, then **Verify** a claim, **Identify** everyone in a new clip "
+         "(strangers come back *unknown*), **Search** by image or description, and see in the **Gallery** where "
+         "and when each person was seen. Frame numbers are 0-based; an empty *To frame* means the end of the video.")
+# Gallery captions are a person's name and a count: let them wrap instead of being cut to a few characters.
+CSS = ".thumbnail-item .caption, .caption-label { white-space: normal !important; overflow: visible !important; " \
+      "text-overflow: clip !important; font-size: 0.8em; }"
+
+
+def build_app(store_path: str | Path | None = None, preload: bool = True) -> gr.Blocks:
     path = Path(store_path or os.environ.get("REID_STORE") or "gallery")
     files = AppFiles.for_store(path)
     files.use_for_gradio()  # before any component exists: Gradio reads it when they are created
     files.start_sweeping()
+    missing = startup.missing_weights()
+    if preload and not missing:
+        startup.preload()
+    example = startup.example_clip() if not missing else None
 
     def get_store() -> Store:
         return Store(path)
 
     with gr.Blocks(title="reid-studio") as demo:
-        gr.Markdown(f"# {TITLE}\nStore: `{path}` · embedder: `{DEFAULT_SETTINGS.embedder}` "
-                    f"(set `REID_EMBEDDER` to a trained model's name to use it)")
+        gr.Markdown(f"# {TITLE}\n{INTRO}\n\nStore: `{md(path)}` · embedder: `{DEFAULT_SETTINGS.embedder}`")
+        if missing:
+            gr.Markdown("## ⚠️ Model files are missing: nothing can be processed until they are in place\n"
+                        + "\n\n".join(f"```\n{m}\n```" for m in missing)
+                        + "\n\nSee weights/README.md, then restart the app.")
         with gr.Tab("Enroll"):
-            people.build_enroll(get_store, files)
+            enroll.build(get_store, files)
         with gr.Tab("Verify"):
-            people.build_verify(get_store, files)
+            verify.build(get_store, files)
         with gr.Tab("Identify"):
-            people.build_identify(get_store, files)
+            identify.build(get_store, files, example)
         with gr.Tab("Search"):
             search_text_tab.build(get_store)
-            people.build_search_image(get_store, files)
-        with gr.Tab("Gallery"):
-            people.build_gallery(get_store, files)
+            search_image.build(get_store, files)
+        with gr.Tab("Gallery") as gallery_tab:
+            gallery.build(get_store, files, gallery_tab)
         with gr.Tab("Ingest"):
-            ingest_tab.build(get_store)
+            ingest_tab.build(get_store, example)
     demo.reid_files = files  # for launch_options and tests
+    demo.reid_css = CSS  # Gradio 6 takes CSS at launch
     return demo
 
 
@@ -73,7 +90,8 @@ def launch_options(demo: gr.Blocks) -> dict:
             "max_file_size": int(max_upload_mb() * 1024 * 1024),
             "allowed_paths": [str(files.root)],
             "app_kwargs": {"middleware": [Middleware(login.ClientAddress)]},
-            "show_error": False}
+            "show_error": False,
+            "css": demo.reid_css}
 
 
 def main() -> None:

@@ -54,16 +54,21 @@ def count(value: object, what: str = "--top-k", minimum: int = 1) -> int:
 
 
 def frame(value: object, what: str = "--from-frame") -> int | None:
-    """An optional 0-based frame number."""
+    """An optional 0-based frame number (empty or blank text: none)."""
+    if isinstance(value, str):
+        value = value.strip()
     if value is None or value == "":
         return None
     return count(value, what, minimum=0)
 
 
-def frame_range(start: object, stop: object, what: str = "frames") -> tuple[int | None, int | None]:
-    a, b = frame(start, "--from-frame"), frame(stop, "--to-frame")
+def frame_range(start: object, stop: object, names: tuple[str, str] = ("--from-frame", "--to-frame")) \
+        -> tuple[int | None, int | None]:
+    """An optional first and last frame; `names` are what the caller's user typed them into (CLI options or the
+    app's fields)."""
+    a, b = frame(start, names[0]), frame(stop, names[1])
     if a is not None and b is not None and a > b:
-        raise InputError(f"{what}: --from-frame {a} is after --to-frame {b}")
+        raise InputError(f"{names[0]} {a} is after {names[1]} {b}")
     return a, b
 
 

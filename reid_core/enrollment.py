@@ -16,6 +16,7 @@ like the rest of the identity they are added to are reported (the last one is re
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from reid_core.matching import (CALIBRATION, DEFAULT_THRESHOLD, MIN_TRACK_CROPS,
 from reid_core.names import validate_new_name
 from reid_core.store import Store, validate_name
 from reid_core.types import Box, Identity, Track
+from reid_core.video import check_range, probe
 
 SHORT_GAP_S = 2.0  # a fragment may start this long after the chain's last crop
 LONG_GAP_S = 15.0  # ... or this long when neither end is at the picture's edge
@@ -68,26 +70,59 @@ def _track_at(tracks: list[Track], frame: int, box: Box, max_offset: int = 0) ->
     return best
 
 
+def parse_track(text: str) -> str:
+    """A track label as people see it (Track.label): "12" for a whole track, "12.2" for a segment."""
+    label = str(text).strip()
+    if not re.fullmatch(r"\d+(\.[1-9]\d*)?", label):
+        raise InputError(f"a track is picked by its number or segment label, e.g. 12 or 12.2; got {text!r}")
+    return label
+
+
+def _by_label(tracks: list[Track], label: str, from_frame: int, to_frame: int) -> Track:
+    for t in tracks:
+        if t.label == label:
+            return t
+    parts = [t.label for t in tracks if str(t.track_id) == label]
+    if parts:  # a split track is two looks, possibly two people: which one is meant cannot be guessed
+        raise StoreError(f"track {label} was split where its look changes (it may be two people): pick one of its "
+                         f"segments, {', '.join(parts)}")
+    labels = sorted({t.label for t in tracks}, key=lambda x: tuple(int(v) for v in x.split(".")))
+    shown = ", ".join(labels[:60]) + (f" and {len(labels) - 60} more" if len(labels) > 60 else "")
+    raise StoreError(f"no track {label} in frames {from_frame}..{to_frame}; the tracks there: {shown or 'none'}")
+
+
 def pick_person(tracks: list[Track], from_frame: int, to_frame: int, at_frame: int | None = None,
-                box: Box | None = None, fps: float = 25.0) -> Track:
+                box: Box | None = None, fps: float = 25.0, track: str | None = None) -> Track:
+    """The seed segment of an enrollment: the one with label `track`, the one under the click (at_frame, box), or
+    the only person in the range."""
     if not tracks:
         raise StoreError(f"nobody was detected in frames {from_frame}..{to_frame}")
+    if track is not None:
+        return _by_label(tracks, parse_track(track), from_frame, to_frame)
     if at_frame is not None and box is not None:
         if not from_frame <= at_frame <= to_frame:
             raise InputError(f"the picked frame {at_frame} is outside the range {from_frame}..{to_frame}")
         picked = _track_at(tracks, at_frame, box) or _track_at(tracks, at_frame, box, int(SHORT_GAP_S * fps))
         if picked is None:
-            people = [t.box_at(at_frame).as_list() for t in tracks if t.box_at(at_frame)]
-            raise StoreError(f"the click at frame {at_frame} holds nobody: no tracked person is there; "
-                             f"{len(people)} people are in that frame" + (f": boxes {people}" if people else ""))
+            people = [f"track {t.label} at {_xywh(t.box_at(at_frame))}" for t in tracks if t.box_at(at_frame)]
+            raise StoreError(f"nobody tracked is at the picked point {int(box.x)},{int(box.y)} in frame {at_frame}; "
+                             f"{len(people)} people are in that frame" + (f" ({'; '.join(people)}, boxes x,y,w,h)"
+                                                                           if people else ""),
+                             app_hint="click inside one of the boxes drawn on the preview",
+                             cli_hint="give a --box that overlaps one of them, or --track N")
         return picked
     real = [t for t in tracks if len(t) >= MIN_TRACK_CROPS]
     if len(real) == 1:
         return real[0]
-    listing = "; ".join(f"track {t.label}: frame {t.frames[0]} box "
-                        f"{','.join(str(int(v)) for v in t.boxes[0].as_list())}" for t in real[:12])
-    raise StoreError(f"{len(real)} people are in frames {from_frame}..{to_frame}; pick one with --at-frame F "
-                     f"--box x,y,w,h (in the app: click the person). Candidates: {listing}")
+    listing = "; ".join(f"track {t.label}: frame {t.frames[0]} box {_xywh(t.boxes[0])}" for t in real[:12])
+    raise StoreError(f"{len(real)} people are in frames {from_frame}..{to_frame}, so which one is meant must be "
+                     f"picked. Candidates: {listing}",
+                     cli_hint="pick one with --at-frame F --box x,y,w,h or --track N",
+                     app_hint="click the person on the preview (at the Pick-at-frame frame)")
+
+
+def _xywh(box: Box) -> str:
+    return ",".join(str(int(round(v))) for v in box.as_list())
 
 
 class _Visit:
@@ -162,18 +197,27 @@ class _Visit:
 
 def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_frame: int | None = None,
            at_frame: int | None = None, box: Box | None = None, camera: str | None = None,
-           progress: Progress | None = None, force: bool = False) -> EnrollResult:
-    """Make (or add to) identity `name` from the person picked at (at_frame, box), or the only person in the
-    range: the clicked segment extended to the whole visit."""
+           progress: Progress | None = None, force: bool = False, track: str | None = None) -> EnrollResult:
+    """Make (or add to) identity `name` from the person picked at (at_frame, box), the stored track labelled
+    `track` ("12", "12.2"), or the only person in the range: the picked segment extended to the whole visit.
+
+    A track label only means something for footage already in the store, so picking by track ingests nothing:
+    the range's stored tracks are the candidates."""
     name = validate_name(name)  # before any work: a bad name must not cost an ingest
     if store.identity(name) is None:  # a new identity: reserved and look-alike names are refused up front too
         validate_new_name(name, [i.name for i in store.identities()])
-    video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, camera, progress)
+    if track is not None:
+        if at_frame is not None or box is not None:
+            raise InputError("pick the person either by track or by frame and box, not both")
+        track = parse_track(track)
+        video_id, start, stop = _stored(store, video, from_frame, to_frame)
+    else:
+        video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, camera, progress)
     segments = video_tracks(store, video_id, start, stop)
     video_rec = store.video(video_id)
     fps = (video_rec.fps if video_rec else 0) or 25.0
     size = (video_rec.width, video_rec.height) if video_rec else (0, 0)
-    seed = pick_person(segments, start, stop, at_frame, box, fps)
+    seed = pick_person(segments, start, stop, at_frame, box, fps, track)
     feats = {t.label: store.features(t.keys) for t in segments}
     chain = _Visit(segments, feats, fps, size).grow(seed)
 
@@ -210,6 +254,19 @@ def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_f
     step = max(1, len(keys) // 8)
     return EnrollResult(ident, keys, sorted({t.track_id for t in chain}), keys[::step][:8],
                         [t.label for t in chain], span, len(frames) / (span[1] - span[0] + 1), left_out, warnings)
+
+
+def _stored(store: Store, video: str | Path, from_frame: int, to_frame: int | None) -> tuple[str, int, int]:
+    """The video's id and the part of the range that is in the store (for footage that must be there already):
+    the range of a whole video whose first 200 frames are stored is those 200 frames."""
+    info = probe(video)
+    start, stop = check_range(info, from_frame, to_frame)
+    runs = [r for r in store.runs(info.video_id) if r.status == "complete" and r.from_frame <= stop
+            and r.to_frame >= start]
+    if not runs:
+        raise StoreError(f"frames {start}..{stop} of {Path(video).name} are not in the store yet, so they have no "
+                         f"track numbers: ingest them first (reid ingest), or pick the person by frame and box")
+    return info.video_id, max(start, min(r.from_frame for r in runs)), min(stop, max(r.to_frame for r in runs))
 
 
 def remove_from_identity(store: Store, name: str, items: list[str]) -> tuple[Identity, int]:

@@ -415,8 +415,10 @@ def _check_overlap(overlapping: list[RunRecord], replace: bool) -> None:
         if replace or other.status == "partial":
             continue
         raise OverlapError(f"frames {other.from_frame}..{other.to_frame} of this video are already ingested "
-                         f"(run {other.run_id}, {other.status}) with a different range or settings; "
-                         f"ingest a non-overlapping range, or pass --replace to delete that run and re-ingest")
+                         f"(run {other.run_id}, {other.status}) with a different range or settings",
+                         cli_hint="ingest a non-overlapping range, or pass --replace to delete that run and re-ingest",
+                         app_hint="ingest a non-overlapping range, or tick \"Replace what is stored for this range\" "
+                                  "on the Ingest tab to delete that run and ingest again")
 
 
 def _fence(store: Store, txn, run: RunRecord, owner: dict) -> None:
@@ -463,8 +465,11 @@ def _check_embedder(runs: list[RunRecord], settings: IngestSettings) -> None:
     others = {r.settings.get("embedder") for r in runs} - {settings.embedder}
     if others:
         raise StoreError(f"this store holds features of {', '.join(sorted(others))}; it cannot also hold "
-                         f"{settings.embedder}'s. Use another store (--store DIR / $REID_STORE) for "
-                         f"{settings.embedder}, or ingest with --model {sorted(others)[0]}")
+                         f"{settings.embedder}'s",
+                         cli_hint=f"use another store (--store DIR / $REID_STORE) for {settings.embedder}, or "
+                                  f"ingest with --model {sorted(others)[0]}",
+                         app_hint=f"start the app on another store (REID_STORE=DIR) for {settings.embedder}, or "
+                                  f"with REID_EMBEDDER={sorted(others)[0]}")
 
 
 def _commit_chunk(store: Store, run: RunRecord, video: VideoRecord, chunk: list[_FrameWork], owner: dict,

@@ -19,7 +19,7 @@ from reid_core.embedding import load_embedder
 from reid_core.errors import InputError, OverlapError, StoreError
 from reid_core.ingest import DEFAULT_SETTINGS, Progress, check_store_embedder, ingest
 from reid_core.segments import SegmentConfig, split_track
-from reid_core.store import Store
+from reid_core.store import Store, VideoRecord
 from reid_core.types import Box, Identity, Match, Track
 from reid_core.video import check_range, probe
 
@@ -228,6 +228,8 @@ class TrackDecision:
     boxes: list[Box]
     keys: list[str] = field(default_factory=list)
     segment: int = 0  # which appearance segment of the track (0: the whole track), see reid_core/segments.py
+    video_id: str = ""  # "" where a caller built the decision without them
+    camera: str = ""
 
     @property
     def label(self) -> str:
@@ -244,7 +246,7 @@ def identify(store: Store, video: str | Path, from_frame: int = 0, to_frame: int
     out = []
     for t in video_tracks(store, video_id, start, stop):
         m = gallery.match(track_feature(store, t, method), threshold)
-        out.append(TrackDecision(t.track_id, m, t.frames, t.boxes, t.keys, t.segment))
+        out.append(TrackDecision(t.track_id, m, t.frames, t.boxes, t.keys, t.segment, t.video_id, t.camera))
     return out
 
 
@@ -339,17 +341,38 @@ def refine(decisions: list[TrackDecision], threshold: float | None = None, ident
         if len(keep) < max(1, min_crops):
             continue
         out.append(TrackDecision(d.track_id, m, [d.frames[i] for i in keep], [d.boxes[i] for i in keep],
-                                 [d.keys[i] for i in keep] if len(d.keys) == len(d.frames) else d.keys, d.segment))
+                                 [d.keys[i] for i in keep] if len(d.keys) == len(d.frames) else d.keys, d.segment,
+                                 d.video_id, d.camera))
     return out
 
 
-def decisions_json(decisions: list[TrackDecision], threshold: float) -> dict:
-    """The `reid identify --json` contract."""
-    return {"threshold": threshold,
-            "tracks": [{"track_id": d.track_id, "segment": d.segment, "identity": d.match.identity,
-                        "best_match": d.match.best_match,
-                        "score": round(d.match.score, 4), "frames": [int(f) for f in d.frames],
-                        "boxes": [b.as_list() for b in d.boxes]} for d in decisions]}
+def decisions_json(decisions: list[TrackDecision], threshold: float, video: VideoRecord | None = None) -> dict:
+    """The `reid identify --json` contract. With the stored video the decisions are of, it also says where and
+    when: top-level "video" (path), "video_id", "camera", "fps", and per track "camera", "first_s", "last_s"
+    (frame / fps; None when the container gives no frame rate)."""
+    out: dict = {"threshold": threshold}
+    if video is not None:
+        other = {d.video_id for d in decisions if d.video_id and d.video_id != video.video_id}
+        if other:
+            raise InputError(f"the decisions are of video {sorted(other)[0][:12]}, not of {video.path} "
+                             f"({video.video_id[:12]})")
+        out.update({"video": video.path, "video_id": video.video_id, "camera": video.camera, "fps": video.fps})
+    tracks = []
+    for d in decisions:
+        t = {"track_id": d.track_id, "segment": d.segment, "identity": d.match.identity,
+             "best_match": d.match.best_match, "score": round(d.match.score, 4),
+             "frames": [int(f) for f in d.frames], "boxes": [b.as_list() for b in d.boxes]}
+        if video is not None:
+            t["camera"] = d.camera or video.camera
+            t["first_s"] = _seconds(d.frames[0], video.fps) if d.frames else None
+            t["last_s"] = _seconds(d.frames[-1], video.fps) if d.frames else None
+        tracks.append(t)
+    out["tracks"] = tracks
+    return out
+
+
+def _seconds(frame: int, fps: float) -> float | None:
+    return round(frame / fps, 3) if fps and fps > 0 else None
 
 
 def filter_hits(hits: list[SearchHit], min_score: float | None = None, camera: str | None = None,
@@ -382,18 +405,31 @@ def export(result: dict, path: str | Path) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         if "tracks" in result:
+            # the columns after "crops" came later; tools reading the first nine by position keep working
             w.writerow(["track_id", "segment", "identity", "best_match", "score", "threshold", "first_frame",
-                        "last_frame", "crops"])
+                        "last_frame", "crops", "video", "video_id", "camera", "first_s", "last_s", "boxes"])
             for t in result["tracks"]:
                 w.writerow([t["track_id"], t.get("segment", 0), t["identity"] or UNKNOWN, t["best_match"] or "", t["score"],
                             result.get("threshold", ""), t["frames"][0] if t["frames"] else "",
-                            t["frames"][-1] if t["frames"] else "", len(t["frames"])])
+                            t["frames"][-1] if t["frames"] else "", len(t["frames"]),
+                            result.get("video") or "", result.get("video_id") or "",
+                            t.get("camera") or result.get("camera") or "", _blank(t.get("first_s")),
+                            _blank(t.get("last_s")), _boxes_cell(t["frames"], t.get("boxes", []))])
         else:
             w.writerow(["rank", "score", "camera", "video_id", "video", "frame", "track_id", "box", "key"])
             for i, h in enumerate(result["results"], 1):
                 w.writerow([i, h["score"], h["camera"], h["video_id"], h.get("video") or "", h["frame"],
                             h["track_id"], " ".join(str(v) for v in h["box"]), h["key"]])
     return path
+
+
+def _blank(value) -> object:
+    return "" if value is None else value
+
+
+def _boxes_cell(frames: list[int], boxes: list[list[float]]) -> str:
+    """frame:x,y,w,h;frame:x,y,w,h... (one CSV cell per track, so the table stays one row per track)."""
+    return ";".join(f"{f}:" + ",".join(f"{v:g}" for v in b) for f, b in zip(frames, boxes))
 
 
 def parse_box(text: str) -> Box:

@@ -440,6 +440,8 @@ class Store:
                 gone = {validate_name(src) for src in sources}
                 names.validate_new_name(target, [n for n in self._identity_names(txn) if n not in gone])
             ident = Identity(**raw) if raw else Identity(target, [], time.time())
+            if all(validate_name(src) == target for src in sources):
+                raise StoreError(f"cannot merge {target!r} into itself: pick another identity as the target")
             for src in sources:
                 src = validate_name(src)
                 if src == target:

@@ -65,7 +65,8 @@ def served(demo):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        css=getattr(demo, "reid_css", None))
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -118,18 +118,18 @@ def test_deleted_identity_thumbnail_is_no_longer_served(tmp_path, monkeypatch):
     synthetic_store(tmp_path / "store")
     with served_app(tmp_path / "store") as (url, demo, _):
         client = Client(url, verbose=False, download_files=False)
-        _, pics, table, _ = client.predict(api_name="/gallery_list")
-        thumbs = {item["caption"].split(" · ")[0]: item["image"]["url"] for item in pics}
+        _, pics, table, *_ = client.predict(api_name="/gallery_list")
+        thumbs = {item["caption"].split(" (")[0]: item["image"]["url"] for item in pics}
         assert sorted(thumbs) == ["alice", "bob"] and [row[0] for row in table["data"]] == ["alice", "bob"]
         assert requests.get(thumbs["alice"], timeout=30).content[:3] == b"\xff\xd8\xff"  # the stored JPEG
         files_before = {p.name for p in (demo.reid_files.root / "crops").rglob("*.jpg")}
-        message, pics, _, _ = client.predict("alice", api_name="/gallery_delete")
+        message, pics, *_ = client.predict("alice", api_name="/gallery_delete")
         assert message.startswith("Deleted alice") and len(pics) == 1
         assert requests.get(thumbs["alice"], timeout=30).status_code in (403, 404)
         assert requests.get(thumbs["bob"], timeout=30).status_code == 200
         files_after = {p.name for p in (demo.reid_files.root / "crops").rglob("*.jpg")}
         assert files_before - files_after == {"00000000_00.jpg"}
-        message, _, _, _ = client.predict("![x](https://evil.example/p.png)", api_name="/gallery_delete")
+        message, *_ = client.predict("![x](https://evil.example/p.png)", api_name="/gallery_delete")
         assert "![" not in message and "\\!\\[x\\]" in message  # echoed input cannot become an image
 
 

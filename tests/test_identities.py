@@ -21,7 +21,7 @@ def test_enroll_pick_verify_identify(longest):
     store, t = longest
     a, b = t.frames[0], t.frames[0] + 60
     box = t.box_at(a)
-    with pytest.raises(StoreError, match="pick one"):
+    with pytest.raises(StoreError, match="must be picked"):
         enroll(store, VIDEO, "Alice", a, b)  # several people in range: must pick
     r = enroll(store, VIDEO, "Alice", a, b, at_frame=a, box=box)
     assert r.track_ids == [t.track_id] and len(r.added_keys) > 20 and r.sample_keys
@@ -47,7 +47,7 @@ def test_bad_inputs_leave_store_unchanged(longest, tmp_path):
     with pytest.raises(VideoError, match="outside"):
         enroll(store, VIDEO, "Bob", 700, 900)
     from reid_core.types import Box
-    with pytest.raises(StoreError, match="holds nobody"):
+    with pytest.raises(StoreError, match="nobody tracked is at the picked point"):
         enroll(store, VIDEO, "Bob", 0, 199, at_frame=10, box=Box(5, 500, 20, 40))
     txt = tmp_path / "x.txt"
     txt.write_text("hello")
@@ -89,7 +89,8 @@ def test_cli_contract(longest, tmp_path):
                              str(export)], store).stdout)
     assert ident["threshold"] == 0.8
     for tr in ident["tracks"]:
-        assert set(tr) == {"track_id", "segment", "identity", "best_match", "score", "frames", "boxes"}
+        assert set(tr) == {"track_id", "segment", "identity", "best_match", "score", "frames", "boxes", "camera",
+                           "first_s", "last_s"}
         assert tr["best_match"] == "Carol" and len(tr["frames"]) == len(tr["boxes"])
         assert all(isinstance(f, int) for f in tr["frames"])
     assert "Carol" in export.read_text()
@@ -116,26 +117,36 @@ def test_app_flows_through_gradio_client(longest, tmp_path):
         a = t.frames[0]
         b = t.box_at(a)
         point = f"{b.x + b.w / 2},{b.y + b.h / 2}"
-        msg, sample = c.predict(handle_file(str(VIDEO)), a, a + 50, "Eve", a, point, api_name="/enroll")
-        assert "Enrolled Eve" in msg and len(sample) >= 3
-        msg, _ = c.predict(handle_file(str(VIDEO)), 0, 199, "../evil", a, point, api_name="/enroll")
+        msg, sample, enrolled = c.predict(handle_file(str(VIDEO)), a, a + 50, "Eve", a, point, api_name="/enroll")
+        assert "Enrolled Eve" in msg and len(sample) >= 3 and enrolled["identity"] == "Eve"
+        msg, *_ = c.predict(handle_file(str(VIDEO)), 0, 199, "../evil", a, point, api_name="/enroll")
         assert "Not enrolled" in msg and "Traceback" not in msg
-        verdict, side = c.predict(handle_file(str(VIDEO)), 100, 199, "Eve", DEFAULT_THRESHOLD, api_name="/verify")
-        assert "Detected" in verdict and len(side) >= 2
-        summary, gallery, table, files = c.predict(handle_file(str(VIDEO)), 0, 199, DEFAULT_THRESHOLD, "", None,
-                                                   None, 0, api_name="/identify")
+        verdict, probe, enrolled_strip, answer = c.predict(handle_file(str(VIDEO)), 100, 199, "Eve",
+                                                           DEFAULT_THRESHOLD, api_name="/verify")
+        assert "Detected" in verdict and probe and enrolled_strip
+        assert answer["match"] is True and answer["claim"] == "Eve" and answer["score"] >= answer["threshold"]
+        # named parameters; an empty From frame means the start of the video
+        summary, gallery, table, files, result = c.predict(video=handle_file(str(VIDEO)), from_frame="",
+                                                           to_frame="199", api_name="/identify")
         assert "tracks named" in summary and any(row[1] == "Eve" for row in table["data"])
-        assert len(gallery) == len(table["data"]) and {f["orig_name"] if isinstance(f, dict) else f.rsplit("/", 1)[1]
-                                                       for f in files} >= {"identify.csv", "identify.json"}
+        assert len(gallery) == len(table["data"]) == len(result["tracks"])
+        assert {f["orig_name"] if isinstance(f, dict) else f.rsplit("/", 1)[1] for f in files} >= {"identify.csv",
+                                                                                                  "identify.json"}
+        eve = next(t for t in result["tracks"] if t["identity"] == "Eve")
+        assert result["camera"] == "pets-view1" and eve["first_s"] == pytest.approx(eve["frames"][0] / result["fps"])
         # refine without recomputing: a threshold of 99% names nobody, the identity filter keeps only Eve
-        summary, _, table, _ = c.predict(0.99, "", None, None, 0, api_name="/identify_refine")
+        summary, _, table, _, _ = c.predict(0.99, "", None, None, 0, api_name="/identify_refine")
         assert "0 of" in summary and all(row[1] == "unknown" for row in table["data"])
         crop = tmp_path / "eve.jpg"
         crop.write_bytes(store.get_crops([t.keys[5]])[0].jpeg)
         items, note, rows, _ = c.predict(handle_file(str(crop)), 5, 0.0, "", None, None, api_name="/search_image")
-        assert "tracks shown" in note and rows["data"][0][5] == t.track_id and len(items) == 5
+        assert "tracks shown" in note and rows["data"][0][6] == t.track_id and len(items) == 5
         _, note, rows, _ = c.predict(handle_file(str(crop)), 5, 0.0, "", 150, 199, api_name="/search_image")
         assert all(150 <= r[4] <= 199 for r in rows["data"])
+        msg, *_ = c.predict(identity="Eve", into="Eve", api_name="/gallery_merge")
+        assert "cannot merge 'Eve' into itself" in msg and store.identity("Eve") is not None
+        msg, plot, sightings, *_ = c.predict(identity="Eve", api_name="/gallery_identity")
+        assert "Eve" in msg and sightings["data"] and plot is not None
         msg, *_ = c.predict("Eve", api_name="/gallery_delete")
         assert "Deleted Eve" in msg and store.identity("Eve") is None
         from gradio_client.exceptions import AppError

@@ -199,9 +199,9 @@ PROBES = {
     "mixed-script name": (["gallery", "rename", "bob", "\u0430lice"], "mixes scripts"),
     "markdown camera": (["ingest", "{video}", "--camera", "![x](https://evil.example/p.png)"], "camera name"),
     "bare reid": ([], "missing command"),
-    "missing argument": (["enroll"], "Missing argument"),
-    "typo": (["enrol"], "Did you mean 'enroll'"),
-    "global option": (["--store", "{root}/store", "info"], "options go after the command name"),
+    "missing argument": (["enroll"], "missing argument VIDEO"),
+    "typo": (["enrol"], "did you mean `enroll`?"),
+    "command option first": (["--top-k", "3", "search-image", "{root}/crop.png"], "after the command name"),
 }
 
 

@@ -13,6 +13,7 @@ from reid_core.errors import ReidError
 from reid_core.ingest import ingest
 from reid_core.names import validate_camera
 from reid_core.video import probe, read_frame
+from ui.common import error_text, frame_range, progress_of, run_button
 from ui.fields import optional_frame
 from ui.markdown import md
 
@@ -24,15 +25,15 @@ def _range_info(video: str | None, start) -> tuple[str, np.ndarray | None]:
         return "Upload a video (mp4, avi, mkv, mov).", None
     try:
         info = probe(video)
-        frame = read_frame(video, min(checks.frame(start or 0), info.frame_count - 1))
+        frame = read_frame(video, min(checks.frame(start or 0) or 0, info.frame_count - 1))
     except ReidError as e:
-        return f"**Cannot use this file:** {md(e)}", None
+        return error_text("Cannot use this file", e), None
     text = (f"{md(Path(video).name)}: {info.frame_count} frames (0..{info.frame_count - 1}), {info.fps:.1f} fps, "
             f"{info.width}x{info.height}")
     return text, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def build(get_store: Callable[[], object]) -> None:
+def build(get_store: Callable[[], object], example: Path | None = None) -> None:
     with gr.Row():
         with gr.Column():
             video = gr.File(label="Video", file_types=["video", ".avi", ".mkv", ".mov", ".mp4"], type="filepath")
@@ -41,27 +42,32 @@ def build(get_store: Callable[[], object]) -> None:
             summary = gr.Markdown("Upload a video (mp4, avi, mkv, mov).")
             camera = gr.Textbox(label="Camera / source name (default: file name)")
             with gr.Row():
-                from_frame = gr.Number(label="From frame (0-based)", value=0, precision=0, minimum=0)
+                from_frame = optional_frame("From frame (0-based, empty = start)", "start of the video")
                 to_frame = optional_frame("To frame (inclusive, empty = end)", "end of the video")
             stride = gr.Number(label="Every K-th frame", value=1, precision=0, minimum=1)
+            replace = gr.Checkbox(label="Replace what is stored for this range",
+                                  info="Deletes stored runs of this video that overlap the range (e.g. an "
+                                       "accidental one-frame ingest) and ingests it again.")
             go = gr.Button("Ingest", variant="primary")
     result = gr.Markdown()
+    if example is not None:
+        gr.Examples([[str(example)]], [video], label="Example: the first 17 s of PETS09-S2L1")
     video.change(_range_info, [video, from_frame], [summary, preview], api_name=False)
     from_frame.change(_range_info, [video, from_frame], [summary, preview], api_name=False)
 
-    def run(video_path, camera_name, start, stop, step, progress=gr.Progress()):
-        if not video_path:
+    def run(video, camera, from_frame, to_frame, stride, replace=False, progress=gr.Progress()):
+        if not video:
             return "**Upload a video first.**"
         try:
-            camera = validate_camera(camera_name) if (camera_name or "").strip() else None
-            a, b = checks.frame_range(start or 0, stop)
-            res = ingest(video_path, get_store(), camera=camera, from_frame=a, to_frame=b,
-                         stride=checks.count(step or 1, "every K-th frame"),
-                         progress=lambda done, total: progress(done / max(total, 1), desc=f"frame {done}/{total}"))
+            name = validate_camera(camera) if (camera or "").strip() else None
+            a, b = frame_range(from_frame, to_frame)
+            res = ingest(video, get_store(), camera=name, from_frame=a, to_frame=b,
+                         stride=checks.count(stride or 1, "every K-th frame"), replace=bool(replace),
+                         progress=progress_of(progress))
         except ReidError as e:
-            return f"**Error:** {md(e)}"
+            return error_text("Not ingested", e)
         verb = "Already stored" if res.reused else ("Resumed and stored" if res.resumed else "Stored")
         return (f"**{verb}:** {md(res.video.camera)}, frames {res.run.from_frame}..{res.run.to_frame}: "
                 f"{res.tracks} people tracks, {res.crops} crops ({res.seconds:.1f} s).")
 
-    go.click(run, [video, camera, from_frame, to_frame, stride], result, api_name="ingest")
+    run_button(go, run, [video, camera, from_frame, to_frame, stride, replace], [result], "ingest", progress_on=result)

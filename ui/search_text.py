@@ -17,6 +17,7 @@ import numpy as np
 from reid_core.attributes import COLOURS
 from reid_core.crops import decode_image
 from reid_core.errors import ReidError
+from ui.common import error_text
 
 ANY = "any"
 GENDERS = [ANY, "man", "woman"]
@@ -146,18 +147,18 @@ def build(get_store: Callable[[], object] | None = None) -> None:
     clear_btn.click(lambda: [ANY, ANY, "top", ANY, "trousers", ANY, ANY, ANY, "", ""], outputs=tags + [prompt],
                     api_visibility="private")
 
-    def search(query: str, engine_name: str, k: float, progress=gr.Progress()):
+    def search(query: str, engine: str, top_k: float, progress=gr.Progress()):
         if not query or not query.strip():
             return [], "Describe someone first: pick a tag or type a description.", _empty_table()
         try:
             store = get_store()
             # the first search of a store describes its tracks (then cached): show how far that has got
-            result = searchers.get(store, engine_name).search(
-                query, top_k=int(k), engine=engine_name,
+            result = searchers.get(store, engine).search(
+                query, top_k=int(top_k), engine=engine,
                 progress=lambda done, total: progress((done, total), desc="describing tracks", unit="crops"))
             crops = {c.key: c for c in store.get_crops([h.crop_key for h in result.hits], jpeg=True)}
         except ReidError as e:  # tell the user, keep the app alive
-            return [], f"**Error:** {e}", _empty_table()
+            return [], error_text("Cannot search", e), _empty_table()
         items, rows = [], []
         for rank, h in enumerate(result.hits, 1):
             pct = h.score * 100

@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 
 from reid_core import checks
-from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
+from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path, usage_error
 from reid_core.errors import InputError
 from reid_core.matching import DEFAULT_THRESHOLD
 
 VideoArg = Annotated[Path, typer.Argument(help="Video file.")]
+NameArg = Annotated[str, typer.Argument(help="Identity name, as `reid gallery list` shows it.")]
 FromOpt = Annotated[int, typer.Option("--from-frame", help="First frame, 0-based, inclusive.")]
 ToOpt = Annotated[int | None, typer.Option("--to-frame", help="Last frame, inclusive (default: end).")]
 ThresholdOpt = Annotated[float, typer.Option(help="Similarity needed for a match (cosine, 0..1).")]
@@ -37,18 +38,30 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
                from_frame: FromOpt = 0, to_frame: ToOpt = None,
                at_frame: Annotated[int | None, typer.Option("--at-frame", help="Frame where you pick the person.")] = None,
                box: Annotated[str | None, typer.Option(help="x,y,w,h of the person at --at-frame.")] = None,
+               track: Annotated[str | None, typer.Option(
+                   help="Pick the person by a stored track instead: its label as `reid identify` or `reid gallery "
+                        "show` prints it (12, or 12.2 for the 2nd segment of a split track). The footage must be in "
+                        "the store already; nothing is ingested.")] = None,
                camera: Annotated[str | None, typer.Option(help="Camera/source name.")] = None,
                force: Annotated[bool, typer.Option("--force", help="Add to an existing identity even if the person "
                                                    "does not look like it.")] = False,
                store: StoreOpt = None, json_out: JsonOpt = False) -> None:
-    """Make (or add to) an identity from the person picked in a video: their whole visit, nobody else."""
+    """Make (or add to) an identity from the person picked in a video: their whole visit, nobody else.
+
+    Pick the person with --at-frame and --box, or with --track; with neither, the range must hold one person."""
     from reid_core.enrollment import enroll
     from reid_core.matching import parse_box
 
     from reid_core.names import validate_camera, validate_new_name
 
+    if track is not None and (at_frame is not None or box is not None):
+        usage_error("--track and --at-frame/--box both pick the person; give one of them")
     if (at_frame is None) != (box is None):
-        raise InputError("--at-frame and --box go together")
+        usage_error("--at-frame and --box go together")
+    if track is not None:
+        from reid_core.enrollment import parse_track
+
+        parse_track(track)
     checks.frame_range(from_frame, to_frame)
     checks.frame(at_frame, "--at-frame")
     camera = validate_camera(camera) if camera is not None else None
@@ -56,7 +69,7 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
     if s.identity(name) is None:  # a new identity: refuse a reserved or look-alike name before the ingest
         validate_new_name(name, [i.name for i in s.identities()])
     r = enroll(s, video, name, from_frame, to_frame, at_frame, parse_box(box) if box else None, camera,
-               force=force)
+               force=force, track=track)
     out = {"name": r.identity.name, "added_crops": len(r.added_keys), "total_crops": len(r.identity.keys),
            "track_ids": r.track_ids, "segments": r.segments, "frames": list(r.frame_span),
            "visit_share": round(r.visit_share, 3), "left_out_crops": r.left_out, "warnings": r.warnings,
@@ -81,8 +94,13 @@ def _enrolled_text(o: dict) -> str:
 
 def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed identity name.")],
                from_frame: FromOpt = 0, to_frame: ToOpt = None, threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+               fail_on_no_match: Annotated[bool, typer.Option(
+                   "--fail-on-no-match", help="Exit with code 1 when the claim is not matched (0 on a match; "
+                                              "mistakes stay 2), for scripts.")] = False,
                store: StoreOpt = None, json_out: JsonOpt = False) -> None:
-    """Is the claimed identity in this footage? Match or no match, with the score and threshold."""
+    """Is the claimed identity in this footage? Match or no match, with the score and threshold.
+
+    The exit code is 0 either way (the answer is in the output), unless --fail-on-no-match is given."""
     threshold = checks.score(threshold)  # checks first: a mistake should not wait for the models to import
     from reid_core.matching import verify
 
@@ -91,6 +109,8 @@ def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed
            "track_id": r.track_id}
     emit(out, json_out, lambda o: f"{'MATCH' if o['match'] else 'NO MATCH'}: {o['claim']} "
                                   f"score {o['score']:.3f} (threshold {o['threshold']:.2f}, track {o['track_id']})")
+    if fail_on_no_match and not r.match:
+        raise typer.Exit(1)
 
 
 def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = None,
@@ -109,7 +129,8 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
     from reid_core.matching import decisions_json, export as write_export, identify, refine
 
     decisions = identify(_store(store), video, from_frame, to_frame, threshold, aggregate)
-    out = decisions_json(refine(decisions, identity=identity, min_crops=min_crops), threshold)
+    out = decisions_json(refine(decisions, identity=identity, min_crops=min_crops), threshold,
+                         _store(store).video(decisions[0].video_id) if decisions else None)
     if export:
         _write_export(write_export, out, export)
 
@@ -127,8 +148,10 @@ def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (
                      min_score: Annotated[float | None, typer.Option("--min-score", help="Similarity floor.")] = None,
                      camera: Annotated[str | None, typer.Option(help="Only this camera/source.")] = None,
                      video_id: Annotated[str | None, typer.Option("--video-id", help="Only this video (id prefix).")] = None,
-                     from_frame: Annotated[int | None, typer.Option("--from-frame")] = None,
-                     to_frame: Annotated[int | None, typer.Option("--to-frame")] = None,
+                     from_frame: Annotated[int | None, typer.Option(
+                         "--from-frame", help="Only tracks seen at or after this frame.")] = None,
+                     to_frame: Annotated[int | None, typer.Option(
+                         "--to-frame", help="Only tracks seen at or before this frame.")] = None,
                      export: Annotated[Path | None, typer.Option(help="Also write the results to .csv or .json")] = None,
                      store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Find the stored tracks that look most like the person in IMAGE (best crop of each track, cosine)."""
@@ -176,7 +199,10 @@ def gallery_list(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @gallery_app.command("rename")
-def gallery_rename(old: str, new: str, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+def gallery_rename(old: Annotated[str, typer.Argument(help="The identity's current name.")],
+                   new: Annotated[str, typer.Argument(help="Its new name.")],
+                   store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Rename an identity (its crops and features stay as they are)."""
     ident = _store(store).rename_identity(old, new)
     emit({"renamed": old, "to": ident.name}, json_out, lambda o: f"renamed {o['renamed']} -> {o['to']}")
 
@@ -185,13 +211,14 @@ def gallery_rename(old: str, new: str, store: StoreOpt = None, json_out: JsonOpt
 def gallery_merge(sources: Annotated[list[str], typer.Argument(help="Identities to merge into --into.")],
                   into: Annotated[str, typer.Option(help="Target identity.")],
                   store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+    """Merge identities that are the same person into one (--into); the merged names are gone afterwards."""
     ident = _store(store).merge_identities(sources, into)
     emit({"merged": sources, "into": ident.name, "crops": len(ident.keys)}, json_out,
          lambda o: f"merged {', '.join(o['merged'])} into {o['into']} ({o['crops']} crops)")
 
 
 @gallery_app.command("show")
-def gallery_show(name: str, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+def gallery_show(name: NameArg, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """An identity's segments: track, frames and crop keys, so wrong ones can be removed."""
     from reid_core.matching import identity_segments
 
@@ -208,7 +235,7 @@ def gallery_show(name: str, store: StoreOpt = None, json_out: JsonOpt = False) -
 
 
 @gallery_app.command("remove")
-def gallery_remove(name: str, items: Annotated[list[str], typer.Argument(
+def gallery_remove(name: NameArg, items: Annotated[list[str], typer.Argument(
         help="Crop keys, or segments as shown by `reid gallery show` (12 = a whole track, 12.2 = its 2nd segment).")],
         store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Take wrong crops or segments out of an identity (the crops stay in the store for other uses)."""
@@ -220,7 +247,7 @@ def gallery_remove(name: str, items: Annotated[list[str], typer.Argument(
 
 
 @gallery_app.command("delete")
-def gallery_delete(name: str, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
+def gallery_delete(name: NameArg, store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Delete an identity and its enrolled crops and features from the store."""
     n = _store(store).delete_identity(name)
     emit({"deleted": name, "crops_removed": n}, json_out, lambda o: f"deleted {o['deleted']} ({n} crops removed)")

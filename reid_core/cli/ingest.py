@@ -7,7 +7,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
+from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path, wants_json
 from reid_core.embedding import DEFAULT_MODEL
 from reid_core.errors import InputError
 
@@ -42,6 +42,7 @@ def ingest_cmd(
 
     if camera is not None:  # the library checks too; here it fails before the progress bar appears
         validate_camera(camera)
+    json_out = wants_json(json_out)
     settings = with_changes(DEFAULT_SETTINGS, embedder=model) if model else DEFAULT_SETTINGS
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=json_out) as bar:
@@ -64,7 +65,7 @@ def embed_cmd(
     model: Annotated[str, typer.Option(help="Embedder model name (default: the ingest's embedder).")] = DEFAULT_MODEL,
     backend: Annotated[str, typer.Option(help="openvino (fast) or torch (reference).")] = "openvino",
     flip: Annotated[bool, typer.Option(help="Average with the horizontally flipped crop.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Crops per forward pass.")] = 32,
     json_out: JsonOpt = False,
 ) -> None:
     """Embed an array of crops with the project's embedder (for outside benchmarks)."""

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import typer
 
-from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
+from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path, wants_json
 from reid_core.errors import StoreError
 
 store_app = typer.Typer(help="Check the store's integrity, or compact it (erases deleted data from the files).",
-                        no_args_is_help=True)
+                        no_args_is_help=False)  # "Missing command" is a usage error (common.run)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,7 +39,7 @@ def check_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     out = {"store": str(path.resolve()), "ok": report.ok, "bytes": report.bytes, "counts": report.counts,
            "problems": report.problems}
     if not report.ok:
-        if json_out:
+        if wants_json(json_out):
             emit(out, True, str)
         raise StoreError(f"store check found {len(report.problems)} problem(s) in {out['store']}: "
                          + "; ".join(report.problems[:5]) + (" ..." if len(report.problems) > 5 else ""))

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from reid_core.cli.common import JsonOpt, emit, store_path
+from reid_core.cli.common import JsonOpt, defaults, emit, store_path, wants_json
 from reid_core.errors import InputError
 
 train_app = typer.Typer(help="Train embedders: MoCo pretraining, supervised fine-tuning; list trained models.",
@@ -41,7 +41,8 @@ MaxSteps = Annotated[int, typer.Option("--max-steps", help="Cap steps per epoch 
 ValMot = Annotated[Path | None, typer.Option("--val-mot", help="Score each epoch on this MOT sequence's ReID "
                                              "protocol (gt is only used to score).")]
 ValFrames = Annotated[str | None, typer.Option("--val-frames", help="Restrict --val-mot to frames A-B.")]
-StoreDir = Annotated[Path | None, typer.Option("--store", help="Train on the crops of this store.")]
+StoreDir = Annotated[Path | None, typer.Option("--store", help="Train on the crops of this store (also `reid --store "
+                                               "DIR train ...` when no --market/--folder is given).")]
 FromFrame = Annotated[int | None, typer.Option("--from-frame", help="Store crops from this frame on.")]
 ToFrame = Annotated[int | None, typer.Option("--to-frame", help="Store crops up to this frame.")]
 Video = Annotated[str | None, typer.Option("--video", help="Store crops of this video id only.")]
@@ -115,6 +116,8 @@ def _data(store: Path | None, market: Path | None, folder: Path | None, video, f
           labelled: bool):
     from reid_core.training import data as td
 
+    if store is None and market is None and folder is None:
+        store = defaults().store  # `reid --store DIR train moco`: the global store, when no other data is named
     chosen = [x for x in (store, market, folder) if x is not None]
     if len(chosen) != 1:
         raise InputError("give exactly one data source: --store DIR, --market DIR or --folder DIR")
@@ -155,7 +158,7 @@ def moco_cmd(
     moco = MoCoConfig(batch_size=batch_size, queue_size=queue, temperature=temperature, momentum=momentum,
                       track_aware=track_aware)
     summary = pretrain_moco(data, name, arch, init, config, moco, run_dir, out_dir, resume, evaluate,
-                            progress=not json_out, log=_log)
+                            progress=not wants_json(json_out), log=_log)
     _emit(summary, json_out)
 
 
@@ -187,7 +190,7 @@ def supervised_cmd(
                           step_epochs=(20, 27) if schedule == "step" else ())
     config, evaluate = _setup(default, epochs, lr, amp, workers, seed, max_steps, val_mot, val_frames)
     summary = finetune(data, name, arch, init, config, SupervisedConfig(p=p, k=k, margin=margin, smoothing=smoothing),
-                       run_dir, out_dir, resume, evaluate, progress=not json_out, log=_log)
+                       run_dir, out_dir, resume, evaluate, progress=not wants_json(json_out), log=_log)
     _emit(summary, json_out)
 
 
@@ -235,6 +238,11 @@ def adapt_cmd(
     run_dir: RunDir = None, out_dir: OutDir = None, resume: Resume = True, json_out: JsonOpt = False,
 ) -> None:
     """Adapt an embedder to a site's own footage without labels: the store's tracks become pseudo-identities."""
+    from reid_core import checks
+
+    for value, what in ((switch_similarity, "--switch-similarity"), (merge_similarity, "--merge-similarity")):
+        if value is not None:
+            checks.score(value, what)
     _check_name(name)
     from reid_core.training.pseudo_labels import PseudoLabelConfig
     from reid_core.training.recipes import ADAPT_TRAIN, adapt
@@ -255,5 +263,5 @@ def adapt_cmd(
     config, evaluate = _setup(ADAPT_TRAIN, epochs, lr, amp, workers, seed, max_steps, val_mot, val_frames)
     summary = adapt(store_path(store), name, video, from_frame, to_frame, arch, init, labels, config,
                     SupervisedConfig(p=p, k=k), moco_epochs, run_dir=run_dir, out_dir=out_dir, resume=resume,
-                    evaluate=evaluate, progress=not json_out, log=_log)
+                    evaluate=evaluate, progress=not wants_json(json_out), log=_log)
     _emit(summary, json_out)

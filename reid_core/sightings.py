@@ -1,0 +1,186 @@
+"""Where and when an identity was seen: its enrolled segments and the stored tracks that match it, per camera and
+video, with frames, seconds and boxes; as a timeline figure, JSON and CSV.
+
+Two sources: "enrolled" sightings are the identity's own crops (one per appearance-consistent segment, as the
+gallery uses them, reid_core.matching.identity_segments); "matched" sightings are stored tracks whose best gallery
+match is this identity at or above the threshold (the same decision `identify` makes). Where a matched track
+covers frames of an enrolled segment of the same video, the enrolled one is listed and the matched track keeps only
+its frames outside it (one person is not in one picture twice; what the user confirmed wins over a guess).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from reid_core.errors import InputError, StoreError
+from reid_core.matching import DEFAULT_THRESHOLD, Gallery, identity_segments, track_feature, video_tracks
+from reid_core.store import Store, VideoRecord
+from reid_core.types import Box, Track
+
+ENROLLED = "enrolled"
+MATCHED = "matched"
+CSV_COLUMNS = ("identity", "source", "camera", "video", "video_id", "track", "first_frame", "last_frame", "start_s",
+               "end_s", "crops", "score")
+
+
+@dataclass(frozen=True)
+class Sighting:
+    identity: str
+    source: str  # ENROLLED or MATCHED
+    video_id: str
+    video: str  # the path the video was ingested from
+    camera: str
+    track: str  # Track.label: "12", or "12.2" for the second appearance segment of track 12
+    first_frame: int
+    last_frame: int
+    start_s: float | None  # frame / fps of the stored video; None when its frame rate is unknown
+    end_s: float | None
+    crops: int
+    score: float | None  # the match's cosine; None for enrolled segments
+    boxes: tuple[tuple[int, Box], ...] = ()
+
+    @property
+    def span(self) -> str:
+        if self.start_s is None or self.end_s is None:
+            return f"frames {self.first_frame}..{self.last_frame}"
+        return f"{self.start_s:.1f}-{self.end_s:.1f} s"
+
+
+def sightings(store: Store, name: str, threshold: float = DEFAULT_THRESHOLD,
+              include_matches: bool = True) -> list[Sighting]:
+    """Every sighting of the identity `name`, sorted by camera, video path and first frame."""
+    ident = store.identity(name)
+    if ident is None:
+        known = ", ".join(i.name for i in store.identities()) or "none enrolled yet"
+        raise StoreError(f"no identity named {name!r} (known: {known})")
+    if not ident.keys:
+        return []
+    videos = {v.video_id: v for v in store.videos()}
+    enrolled = [seg for seg, _ in identity_segments(store, ident)]
+    out = [_sighting(ident.name, ENROLLED, seg, seg.frames, seg.boxes, None, videos.get(seg.video_id))
+           for seg in enrolled]
+    if include_matches:
+        gallery = Gallery.load(store)
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for seg in enrolled:
+            spans.setdefault(seg.video_id, []).append((seg.frames[0], seg.frames[-1]))
+        for video_id, record in videos.items():
+            for t in video_tracks(store, video_id):
+                m = gallery.match(track_feature(store, t), threshold)
+                if m.identity != ident.name:
+                    continue
+                for frames, boxes in _outside(t, spans.get(video_id, [])):
+                    out.append(_sighting(ident.name, MATCHED, t, frames, boxes, m.score, record))
+    return sorted(out, key=lambda s: (s.camera, s.video, s.first_frame, s.source))
+
+
+def _outside(t: Track, spans: list[tuple[int, int]]) -> list[tuple[list[int], list[Box]]]:
+    """The track's crops outside the enrolled spans, as runs cut wherever an enrolled span lay between them."""
+    pieces: list[tuple[list[int], list[Box]]] = []
+    last = None
+    for f, b in zip(t.frames, t.boxes):
+        if any(a <= f <= z for a, z in spans):
+            last = None
+            continue
+        if last is None or any(last < a <= f for a, _ in spans):
+            pieces.append(([], []))
+        pieces[-1][0].append(f)
+        pieces[-1][1].append(b)
+        last = f
+    return pieces
+
+
+def _sighting(name: str, source: str, t: Track, frames: list[int], boxes: list[Box], score: float | None,
+              video: VideoRecord | None) -> Sighting:
+    fps = video.fps if video is not None and video.fps and video.fps > 0 else None
+    return Sighting(identity=name, source=source, video_id=t.video_id, video=video.path if video else "",
+                    camera=t.camera, track=t.label, first_frame=int(frames[0]), last_frame=int(frames[-1]),
+                    start_s=round(frames[0] / fps, 3) if fps else None,
+                    end_s=round(frames[-1] / fps, 3) if fps else None, crops=len(frames),
+                    score=None if score is None else round(float(score), 4),
+                    boxes=tuple((int(f), b) for f, b in zip(frames, boxes)))
+
+
+# ---- presenting -------------------------------------------------------------------------------------------------
+ENROLLED_COLOUR = "#2e7d32"  # green, as named people are drawn in annotated frames
+MATCHED_COLOUR = "#f9a825"  # amber: a decision the system made, not the user
+
+
+def timeline_figure(found: list[Sighting], title: str = ""):
+    """A matplotlib Figure: one row per camera/video, one bar per sighting from its start to its end (seconds, or
+    frames where a video's frame rate is unknown), enrolled and matched in two colours, track labels on the bars.
+    Built without pyplot, so it is safe in the app's worker threads and with any backend."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    seconds = all(s.start_s is not None for s in found)
+    rows = sorted({(s.camera, s.video) for s in found})
+    fig = Figure(figsize=(10, 1.2 + 0.6 * max(1, len(rows))), layout="constrained")
+    ax = fig.add_subplot()
+    if title:
+        ax.set_title(title)
+    if not found:
+        ax.text(0.5, 0.5, "no sightings", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        ax.set_xlabel("time (s)")
+        return fig
+    spans = [(s.start_s, s.end_s) if seconds else (s.first_frame, s.last_frame) for s in found]
+    least = max(1e-3, (max(b for _, b in spans) - min(a for a, _ in spans)) / 300)  # one-frame sightings stay visible
+    for s, (start, end) in zip(found, spans):
+        y = rows.index((s.camera, s.video))
+        width = max(end - start, least)
+        colour = ENROLLED_COLOUR if s.source == ENROLLED else MATCHED_COLOUR
+        ax.broken_barh([(start, width)], (y - 0.35, 0.7), facecolors=colour, edgecolors="black", linewidths=0.5)
+        ax.text(start + width / 2, y, f"track {s.track}", ha="center", va="center", fontsize=8, clip_on=True)
+    ax.set_yticks(range(len(rows)), [f"{cam}\n{Path(video).name or '?'}" for cam, video in rows], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlabel("time in the video (s)" if seconds else "frame (frame rate unknown)")
+    ax.set_ylabel("camera / video")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[Patch(facecolor=ENROLLED_COLOUR, label="enrolled"),
+                       Patch(facecolor=MATCHED_COLOUR, label="matched")], loc="upper left", bbox_to_anchor=(1.0, 1.0),
+              fontsize=8)  # outside the axes: inside, it would hide the bars of the first row
+    return fig
+
+
+def sighting_dict(s: Sighting) -> dict:
+    return {"identity": s.identity, "source": s.source, "camera": s.camera, "video": s.video,
+            "video_id": s.video_id, "track": s.track, "first_frame": s.first_frame, "last_frame": s.last_frame,
+            "start_s": s.start_s, "end_s": s.end_s, "crops": s.crops, "score": s.score,
+            "frames": [f for f, _ in s.boxes], "boxes": [b.as_list() for _, b in s.boxes]}
+
+
+def sightings_json(found: list[Sighting], identity: str | None = None, threshold: float | None = None) -> dict:
+    """{"identity", "threshold", "cameras", "sightings": [...]}; each sighting has the CSV columns plus parallel
+    "frames" and "boxes" ([x, y, w, h] in pixels)."""
+    name = identity if identity is not None else (found[0].identity if found else None)
+    return {"identity": name, "threshold": threshold, "cameras": sorted({s.camera for s in found}),
+            "sightings": [sighting_dict(s) for s in found]}
+
+
+def sightings_csv(found: list[Sighting], path: str | Path) -> Path:
+    """One row per sighting, CSV_COLUMNS (empty cells for unknown seconds and for enrolled scores)."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for s in found:
+            row = sighting_dict(s)
+            w.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+    return path
+
+
+def write_sightings(found: list[Sighting], path: str | Path, identity: str | None = None,
+                    threshold: float | None = None) -> Path:
+    """Save as .csv (sightings_csv) or .json (sightings_json), by the file's suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return sightings_csv(found, path)
+    if suffix == ".json":
+        path.write_text(json.dumps(sightings_json(found, identity, threshold), indent=1))
+        return path
+    raise InputError(f"a sightings export must end in .csv or .json, got {path.name!r}")

@@ -1,0 +1,77 @@
+"""What the tabs share: video inputs, thumbnails, progress, error text, and a Run button that cannot run twice."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import gradio as gr
+
+from reid_core import checks
+from reid_core.errors import ReidError
+from reid_core.matching import DEFAULT_THRESHOLD
+from ui.fields import optional_frame
+from ui.files import AppFiles
+from ui.markdown import md
+
+VIDEO_TYPES = ["video", ".avi", ".mkv", ".mov", ".mp4"]
+THRESHOLD_HELP = (f"Similarity needed to name someone (cosine of mean appearance features). Default "
+                  f"{DEFAULT_THRESHOLD:.2f}: calibrated on PETS09-S2L1 for this embedder (docs/identify.md). "
+                  f"Higher = fewer strangers named, more people missed.")
+
+
+def error_text(what: str, err: Exception) -> str:
+    """`**Not enrolled:** <message>; <what to do in the app>` (never a CLI flag, a traceback or a server path)."""
+    text = err.for_app() if isinstance(err, ReidError) else str(err)
+    return f"**{what}:** {md(text)}"
+
+
+def files_getter(get_store: Callable, files: AppFiles | None) -> Callable[[], AppFiles]:
+    """The app's temp folder (ui/files.py); built lazily from the store path when the caller gave none."""
+    cache: list[AppFiles] = [files] if files is not None else []
+
+    def get() -> AppFiles:
+        if not cache:
+            cache.append(AppFiles.for_store(get_store().path))
+        return cache[0]
+
+    return get
+
+
+def thumbs(files: AppFiles, store, keys: list[str], label: str) -> list[tuple[str, str]]:
+    """Crops as files in the app's folder (so deleting an identity can delete them), with captions."""
+    return [(files.crop_file(c.key, c.jpeg), f"{label} · frame {c.frame}") for c in store.get_crops(keys)]
+
+
+def video_inputs():
+    video = gr.File(label="Video", file_types=VIDEO_TYPES, type="filepath")
+    with gr.Row():
+        start = optional_frame("From frame (0-based, empty = start)", "start of the video")
+        stop = optional_frame("To frame (inclusive, empty = end)", "end of the video")
+    return video, start, stop
+
+
+APP_FRAME_NAMES = ("From frame", "To frame")
+
+
+def frame_range(start, stop) -> tuple[int, int | None]:
+    a, b = checks.frame_range(start, stop, APP_FRAME_NAMES)
+    return a or 0, b
+
+
+def progress_of(progress: gr.Progress) -> Callable[[int, int], None]:
+    return lambda done, total: progress(done / max(total, 1), desc=f"frame {done}/{total}")
+
+
+def threshold_slider() -> gr.Slider:
+    return gr.Slider(0.3, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", info=THRESHOLD_HELP)
+
+
+def run_button(button: gr.Button, fn: Callable, inputs: Sequence, outputs: Sequence, api_name: str,
+               progress_on: gr.components.Component | None = None):
+    """`button` starts `fn`, greyed out until it has finished (or failed), so a double-click or an impatient second
+    click cannot start the same job twice; the progress bar shows on one component (`progress_on`), not on every
+    output. Returns the job's event, for chaining."""
+    lock = button.click(lambda: gr.update(interactive=False), None, button, queue=False, api_name=False)
+    job = lock.then(fn, list(inputs), list(outputs), api_name=api_name,
+                    show_progress_on=progress_on if progress_on is not None else None)
+    job.then(lambda: gr.update(interactive=True), None, button, queue=False, api_name=False)
+    return job
