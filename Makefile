@@ -9,7 +9,7 @@ export YOLO_AUTOINSTALL := False
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test setup browser bench clean
+.PHONY: run test unit setup browser bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test: $(DEV_STAMP) browser
 	@if [ "$$($(PY) -c 'from reid_core.precision import inference_precision as p; print(p())')" = f32 ]; then \
 	  echo "this CPU computes in f32 by default: the run above was the forced-f32 run"; \
 	else REID_PRECISION=f32 $(PY) -m pytest -m quality; fi
+
+# The unit tier alone (tests/unit: no data, no models, no network; well under a minute). `make test` runs both tiers.
+unit: $(DEV_STAMP)
+	$(PY) -m pytest tests/unit
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

@@ -16,7 +16,7 @@ import gradio as gr
 
 from reid_core.checks import positive_setting
 from reid_core.errors import InputError
-from reid_core.ingest import DEFAULT_SETTINGS
+from reid_core.settings import Settings
 from reid_core.store import Store
 from ui import auth as login
 from ui import enroll, gallery, identify, search_image, startup, verify
@@ -37,38 +37,41 @@ CSS = ".thumbnail-item .caption, .caption-label { white-space: normal !important
       "text-overflow: clip !important; font-size: 0.8em; }"
 
 
-def build_app(store_path: str | Path | None = None, preload: bool = True) -> gr.Blocks:
-    path = Path(store_path or os.environ.get("REID_STORE") or "gallery")
+def build_app(store_path: str | Path | None = None, preload: bool = True, settings: Settings | None = None) -> gr.Blocks:
+    """The app on a store ($REID_STORE or ./gallery unless given), with settings read once, here."""
+    settings = (settings or Settings.from_env()).with_store(store_path) if store_path else \
+        (settings or Settings.from_env())
+    path = settings.store
     files = AppFiles.for_store(path)
     files.use_for_gradio()  # before any component exists: Gradio reads it when they are created
     files.start_sweeping()
-    missing = startup.missing_weights()
+    missing = startup.missing_weights(settings.ingest)
     if preload and not missing:
-        startup.preload()
+        startup.preload(settings.ingest)
     example = startup.example_clip() if not missing else None
 
     def get_store() -> Store:
         return Store(path)
 
     with gr.Blocks(title="reid-studio") as demo:
-        gr.Markdown(f"# {TITLE}\n{INTRO}\n\nStore: `{md(path)}` · embedder: `{DEFAULT_SETTINGS.embedder}`")
+        gr.Markdown(f"# {TITLE}\n{INTRO}\n\nStore: `{md(path)}` · embedder: `{settings.embedder}`")
         if missing:
             gr.Markdown("## ⚠️ Model files are missing: nothing can be processed until they are in place\n"
                         + "\n\n".join(f"```\n{m}\n```" for m in missing)
                         + "\n\nSee weights/README.md, then restart the app.")
         with gr.Tab("Enroll"):
-            enroll.build(get_store, files)
+            enroll.build(get_store, settings, files)
         with gr.Tab("Verify"):
-            verify.build(get_store, files)
+            verify.build(get_store, settings, files)
         with gr.Tab("Identify"):
-            identify.build(get_store, files, example)
+            identify.build(get_store, settings, files, example)
         with gr.Tab("Search"):
             search_text_tab.build(get_store)
-            search_image.build(get_store, files)
+            search_image.build(get_store, settings, files)
         with gr.Tab("Gallery") as gallery_tab:
-            gallery.build(get_store, files, gallery_tab)
+            gallery.build(get_store, settings, files, gallery_tab)
         with gr.Tab("Ingest"):
-            ingest_tab.build(get_store, example)
+            ingest_tab.build(get_store, settings, example)
     demo.reid_files = files  # for launch_options and tests
     demo.reid_css = CSS  # Gradio 6 takes CSS at launch
     return demo

@@ -19,7 +19,8 @@ import numpy as np
 
 from reid_core.embedding import DEFAULT_MODEL
 from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, load_persons
-from reid_core.ingest import ingest, settings_for
+from reid_core.ingest import ingest
+from reid_core.settings import ingest_settings_for
 from reid_core.segments import _best_cut
 from reid_core.store import Store
 
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--store", default=None)
     args = ap.parse_args()
     store = Store(args.store or tempfile.mkdtemp(prefix="appearance-"))
-    ingest(PETS / "vtest.avi", store, camera="pets", settings=settings_for(args.model))
+    ingest(PETS / "vtest.avi", store, camera="pets", settings=ingest_settings_for(args.model))
     gt, persons = load_mot_gt(PETS / "gt.txt"), load_persons(PETS / "persons.json")
     tracks = store.tracks()
     person, feats, frame_of = {}, {}, {}

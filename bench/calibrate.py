@@ -26,8 +26,12 @@ import numpy as np
 
 from reid_core.groundtruth import load_mot_gt, load_persons, majority_gt_id
 from reid_core.ingest import ingest
-from reid_core.matching import DEFAULT_THRESHOLD, track_feature, video_tracks
+from reid_core.settings import Settings
+from reid_core.matching import track_feature
+from reid_core.stitching import video_tracks
 from reid_core.store import Store
+
+DEFAULT_THRESHOLD = Settings.from_env().threshold  # the embedder in use: its calibrated decision threshold
 
 PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets09_s2l1"
 OUT = Path(__file__).parent / "out"
@@ -110,7 +114,7 @@ def main() -> None:
     ingest(PETS / "vtest.avi", store, camera="pets")
     tracks = labelled_tracks(store)
     report = {"tracks": len(tracks), "people": len({p for _, _, p in tracks}),
-              "DEFAULT_THRESHOLD in reid_core.matching": DEFAULT_THRESHOLD, "methods": {}}
+              "threshold in reid_core.calibration": DEFAULT_THRESHOLD, "methods": {}}
     for method in ("mean", "quality"):
         feats = {t.label: track_feature(store, t, method) for t, _, _ in tracks}
         report["methods"][method] = calibrate(tracks, feats)
@@ -129,7 +133,7 @@ def main() -> None:
               f"{r['held_out_FRR']:.3f}, FAR {r['held_out_FAR']:.3f}")
         print(f"  rule (median fold threshold rounded to 0.05): {r['default_rule']:.2f} -> genuine accepted "
               f"{r['at_default']['genuine_accepted']:.3f}, impostors accepted {r['at_default']['impostors_accepted']:.3f}")
-    print(f"\nreid_core.matching.DEFAULT_THRESHOLD = {DEFAULT_THRESHOLD}")
+    print(f"\ncalibrated threshold in reid_core/calibration.py: {DEFAULT_THRESHOLD}")
 
 
 if __name__ == "__main__":

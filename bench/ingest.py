@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from reid_core.embedding import STATIC_BATCHES, load_embedder
-from reid_core.ingest import DEFAULT_SETTINGS, ingest, models_for
+from reid_core.ingest import ingest, models_for
+from reid_core.settings import Settings
+
+DEFAULT_SETTINGS = Settings.from_env().ingest
 from reid_core.store import Store
 from reid_core.video import read_frames
 

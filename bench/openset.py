@@ -21,9 +21,12 @@ import numpy as np
 
 from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, load_persons, majority_gt_id
 from reid_core.enrollment import enroll
-from reid_core.matching import DEFAULT_THRESHOLD, identify
+from reid_core.settings import Settings
+from reid_core.matching import identify
 from reid_core.store import Store
 from reid_core.types import Track
+
+DEFAULT_THRESHOLD = Settings.from_env().threshold  # the embedder in use: its calibrated decision threshold
 
 PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets09_s2l1"
 OUT = Path(__file__).parent / "out"

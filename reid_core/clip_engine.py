@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from reid_core.errors import InputError, WeightsError
+from reid_core.vectors import l2_normalize
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -189,7 +190,7 @@ class ClipEngine:
         tokens = self.tokenizer(list(texts))
         with self._lock, torch.inference_mode():
             feats = self.model.encode_text(tokens).float().numpy()
-        return _l2(feats)
+        return l2_normalize(feats, dtype=np.float32)
 
     def preprocess(self, crops_bgr: Sequence[np.ndarray]) -> np.ndarray:
         """Person crops are tall; CLIP wants a square. Pad (not crop) to a square with CLIP's mean colour, so the
@@ -221,16 +222,12 @@ class ClipEngine:
             batch = torch.from_numpy(self.preprocess(crops_bgr[start:start + batch_size]))
             with self._lock, torch.inference_mode():
                 parts.append(self.model.encode_image(batch).float().numpy())
-        return _l2(np.concatenate(parts))
+        return l2_normalize(np.concatenate(parts), dtype=np.float32)
 
     def rank(self, text: str, crops_bgr: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(order best first, cosine per crop) of `crops_bgr` against `text`."""
         sims = self.encode_images(crops_bgr) @ self.encode_text([text])[0]
         return np.argsort(-sims, kind="stable"), sims
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 @lru_cache(maxsize=2)

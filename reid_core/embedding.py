@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_core import offline
+from reid_core import images, offline
 from reid_core.precision import effective, inference_precision, ov_config
 from reid_core.crops import CROP_H, CROP_W
 from reid_core.errors import InputError, WeightsError
+from reid_core.vectors import l2_normalize
 from reid_core.weights import resolve
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+# On the 0-255 scale the crops arrive in; float32 before scaling, as the OpenVINO preprocessing has always had them.
+IMAGENET_MEAN = np.array(images.IMAGENET_MEAN, np.float32) * 255
+IMAGENET_STD = np.array(images.IMAGENET_STD, np.float32) * 255
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,6 @@ def _check_crops(crops: np.ndarray) -> np.ndarray:
         raise InputError(f"crops must be a uint8 array of shape (N, {CROP_H}, {CROP_W}, 3) RGB; "
                          f"got {crops.dtype} {crops.shape}")
     return crops
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 class Embedder:
@@ -90,9 +88,10 @@ class Embedder:
                 part = crops[i:i + batch_size]
                 feats = self._forward(self._prepare(part))
                 if self.flip:
-                    feats = _l2(feats) + _l2(self._forward(self._prepare(part[:, :, ::-1])))
+                    mirrored = self._forward(self._prepare(part[:, :, ::-1]))
+                    feats = l2_normalize(feats, dtype=np.float32) + l2_normalize(mirrored, dtype=np.float32)
                 out.append(feats)
-        return _l2(np.concatenate(out))
+        return l2_normalize(np.concatenate(out), dtype=np.float32)
 
 
 class TorchEmbedder(Embedder):
@@ -339,8 +338,8 @@ FUSION_SPEC = ModelSpec("fusion", 0, True, True)  # a marker: members prepare th
 def fuse_features(parts: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
     """Members' features (any scale) -> fused L2-normalised rows whose cosine is the weighted mean of theirs."""
     total = float(sum(weights))
-    scaled = [_l2(p) * np.float32(np.sqrt(w / total)) for p, w in zip(parts, weights)]
-    return _l2(np.hstack(scaled))
+    scaled = [l2_normalize(p, dtype=np.float32) * np.float32(np.sqrt(w / total)) for p, w in zip(parts, weights)]
+    return l2_normalize(np.hstack(scaled), dtype=np.float32)
 
 
 class FusionEmbedder(Embedder):

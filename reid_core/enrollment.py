@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from reid_core.errors import InputError, StoreError
-from reid_core.ingest import Progress
-from reid_core.matching import (CALIBRATION, DEFAULT_THRESHOLD, MIN_TRACK_CROPS, Gallery, ensure_ingested,
-                                identity_segments, video_tracks)
-from reid_core.names import validate_new_name
-from reid_core.store import Store, validate_name
+from reid_core.ingest import Progress, ensure_ingested
+from reid_core.matching import MIN_TRACK_CROPS, Gallery, identity_segments
+from reid_core.names import validate_name, validate_new_name
+from reid_core.settings import Settings, current
+from reid_core.stitching import video_tracks
+from reid_core.store import Store
 from reid_core.types import Box, Identity, Track
+from reid_core.vectors import l2_normalize
 from reid_core.video import check_range, probe
 
 SHORT_GAP_S = 2.0  # a fragment may start this long after the chain's last crop
@@ -50,10 +52,6 @@ class EnrollResult:
     visit_share: float = 0.0  # frames with an enrolled crop / frames of the visit's span
     left_out: list[str] = field(default_factory=list)  # crops refused as outliers
     warnings: list[str] = field(default_factory=list)
-
-
-def _l2(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def _track_at(tracks: list[Track], frame: int, box: Box, max_offset: int = 0) -> Track | None:
@@ -128,9 +126,11 @@ def _xywh(box: Box) -> str:
 class _Visit:
     """Chains fragments onto a seed segment; `feats` gives a segment's (N, D) features."""
 
-    def __init__(self, segments: list[Track], feats: dict[str, np.ndarray], fps: float, size: tuple[int, int]):
+    def __init__(self, segments: list[Track], feats: dict[str, np.ndarray], fps: float, size: tuple[int, int],
+                 link_similarity: float):
         self.segments, self.feats, self.fps, self.size = segments, feats, fps, size
-        self.means = {t.label: _l2(feats[t.label].mean(0)) for t in segments}
+        self.link_similarity = link_similarity
+        self.means = {t.label: l2_normalize(feats[t.label].mean(0)) for t in segments}
 
     def _at_edge(self, box: Box) -> bool:
         w, h = self.size
@@ -158,10 +158,10 @@ class _Visit:
         ambiguous. The nearest qualifying fragment in time is taken (a later one would skip it); fragments at the
         same time as it are its alternatives (two people), and the best must win by a margin."""
         end = chain[-1] if forward else chain[0]
-        chain_mean = _l2(sum(self.feats[t.label].sum(0) for t in chain))
+        chain_mean = l2_normalize(sum(self.feats[t.label].sum(0) for t in chain))
         cands = [(float(self.means[t.label] @ chain_mean), t) for t in self.segments
                  if t.label not in taken and self._near(end, t, forward)]
-        cands = [c for c in cands if c[0] >= CALIBRATION.link_similarity]
+        cands = [c for c in cands if c[0] >= self.link_similarity]
         if not cands:
             return None
         first = min(cands, key=lambda c: self._start(c[1], forward))[1]
@@ -197,12 +197,15 @@ class _Visit:
 
 def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_frame: int | None = None,
            at_frame: int | None = None, box: Box | None = None, camera: str | None = None,
-           progress: Progress | None = None, force: bool = False, track: str | None = None) -> EnrollResult:
+           progress: Progress | None = None, force: bool = False, track: str | None = None,
+           settings: Settings | None = None) -> EnrollResult:
     """Make (or add to) identity `name` from the person picked at (at_frame, box), the stored track labelled
     `track` ("12", "12.2"), or the only person in the range: the picked segment extended to the whole visit.
 
     A track label only means something for footage already in the store, so picking by track ingests nothing:
     the range's stored tracks are the candidates."""
+    settings = current(settings)
+    calibration, threshold = settings.calibration, settings.threshold
     name = validate_name(name)  # before any work: a bad name must not cost an ingest
     if store.identity(name) is None:  # a new identity: reserved and look-alike names are refused up front too
         validate_new_name(name, [i.name for i in store.identities()])
@@ -212,39 +215,42 @@ def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_f
         track = parse_track(track)
         video_id, start, stop = _stored(store, video, from_frame, to_frame)
     else:
-        video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, camera, progress)
-    segments = video_tracks(store, video_id, start, stop)
+        video_id, start, stop = ensure_ingested(store, video, from_frame, to_frame, camera, progress,
+                                                settings.ingest)
+    segments = video_tracks(store, video_id, start, stop, settings)
     video_rec = store.video(video_id)
     fps = (video_rec.fps if video_rec else 0) or 25.0
     size = (video_rec.width, video_rec.height) if video_rec else (0, 0)
     seed = pick_person(segments, start, stop, at_frame, box, fps, track)
     feats = {t.label: store.features(t.keys) for t in segments}
-    chain = _Visit(segments, feats, fps, size).grow(seed)
+    chain = _Visit(segments, feats, fps, size, calibration.link_similarity).grow(seed)
 
     keys = [k for t in chain for k in t.keys]
     f = np.concatenate([feats[t.label] for t in chain])
-    mean = _l2(f.mean(0))
-    keep = f @ mean >= CALIBRATION.outlier_similarity
+    mean = l2_normalize(f.mean(0))
+    keep = f @ mean >= calibration.outlier_similarity
     left_out = [k for k, ok in zip(keys, keep) if not ok]
     keys = [k for k, ok in zip(keys, keep) if ok]
-    mean = _l2(f[keep].mean(0))
+    mean = l2_normalize(f[keep].mean(0))
     refused = set(left_out)
     frames = sorted({fr for t in chain for fr, k in zip(t.frames, t.keys) if k not in refused})
 
     warnings = []
-    gallery = Gallery.load(store)
+    gallery = Gallery.load(store, settings=settings)
     scores = gallery.scores(mean)
-    others = {n: s for n, s in scores.items() if n != name and s >= DEFAULT_THRESHOLD}
+    others = {n: s for n, s in scores.items() if n != name and s >= threshold}
     if others:
         best = max(others, key=others.get)
         warnings.append(f"this person already matches {best!r} (score {others[best]:.2f} >= threshold "
-                        f"{DEFAULT_THRESHOLD:.2f}): the same person twice, or two look-alikes")
-    if name in scores and scores[name] < DEFAULT_THRESHOLD:
+                        f"{threshold:.2f}): the same person twice, or two look-alikes")
+    if name in scores and scores[name] < threshold:
         message = (f"this person does not look like the rest of {name!r} (score {scores[name]:.2f} < threshold "
-                   f"{DEFAULT_THRESHOLD:.2f})")
-        if scores[name] < CALIBRATION.change_similarity and not force:
-            raise StoreError(message + "; nothing was added. Enroll under another name, or force it "
-                                       "(--force / the app's 'add anyway') if you are sure")
+                   f"{threshold:.2f})")
+        if scores[name] < calibration.change_similarity and not force:
+            raise StoreError(message + "; nothing was added",
+                             cli_hint="enroll under another name, or pass --force if you are sure",
+                             app_hint="enroll under another name, or tick \"Add even if it does not look like "
+                                      "them\" if you are sure")
         warnings.append(message)
     if len(keys) < MIN_ENROLL_CROPS:
         warnings.append(f"only {len(keys)} crops enrolled: matching will be unreliable; enroll more footage "

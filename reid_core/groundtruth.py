@@ -7,49 +7,79 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from reid_core.types import Box, Track
+from reid_core.errors import InputError
+from reid_core.types import Box, Track, iou_matrix
+
+__all__ = ["GtBox", "GtFrames", "gt_ids_of_track", "iou_matrix", "load_mot_gt", "load_persons", "majority_gt_id",
+           "match_boxes", "read_gt"]
 
 GtFrames = dict[int, list[tuple[int, Box]]]  # frame -> [(gt id, box)]
 
 
+@dataclass(frozen=True)
+class GtBox:
+    frame: int  # 1-based, as in gt.txt
+    track: int
+    box: Box
+
+
+def read_gt(path: str | Path, min_visibility: float = 0.0) -> tuple[list[GtBox], int]:
+    """Person boxes of a MOTChallenge gt.txt in file order, and how many rows were left out: ignore rows (conf 0),
+    other classes, and boxes less visible than `min_visibility`.
+
+    MOT16+ gt marks rows to ignore with conf 0 and gives a class in column 8 (1 = pedestrian) and the visible
+    fraction in column 9; MOT15 files (like PETS09-S2L1) put world coordinates there instead (-1 when unknown), so
+    the class is only read when the column holds integers 1..12 and a negative visibility counts as fully visible.
+    """
+    try:
+        raw = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as e:
+        raise InputError(f"{path}: not a MOTChallenge gt file (frame,id,left,top,width,height,...): {e}") from e
+    if raw.size == 0:
+        raise InputError(f"{path}: the ground truth is empty")
+    if raw.shape[1] < 6:
+        raise InputError(f"{path}: expected at least 6 comma-separated columns, got {raw.shape[1]}")
+    keep = np.ones(len(raw), bool)
+    if raw.shape[1] >= 7:
+        keep &= raw[:, 6] != 0
+    if raw.shape[1] >= 9:
+        cls = raw[:, 7]
+        if np.all(cls == np.round(cls)) and np.all((cls >= 1) & (cls <= 12)):
+            keep &= cls == 1
+        keep &= np.where(raw[:, 8] >= 0, raw[:, 8], 1.0) >= min_visibility
+    rows = raw[keep]
+    boxes = [GtBox(int(r[0]), int(r[1]), Box(float(r[2]), float(r[3]), float(r[4]), float(r[5]))) for r in rows]
+    return boxes, int((~keep).sum())
+
+
 def load_mot_gt(path: str | Path, min_visibility: float = 0.0) -> GtFrames:
+    """read_gt's boxes by 0-based decoded frame."""
     out: GtFrames = defaultdict(list)
-    for line in Path(path).read_text().splitlines():
-        if not line.strip():
-            continue
-        parts = line.split(",")
-        frame, gid = int(float(parts[0])) - 1, int(float(parts[1]))
-        x, y, w, h = (float(v) for v in parts[2:6])
-        conf = float(parts[6]) if len(parts) > 6 else 1.0
-        vis = float(parts[8]) if len(parts) > 8 and float(parts[8]) >= 0 else 1.0
-        if conf == 0 or vis < min_visibility:  # MOT17-style "ignore" rows
-            continue
-        out[frame].append((gid, Box(x, y, w, h)))
+    for g in read_gt(path, min_visibility)[0]:
+        out[g.frame - 1].append((g.track, g.box))
     return dict(out)
 
 
 def load_persons(path: str | Path) -> dict[int, str]:
-    """persons.json -> {gt track id: person name}."""
-    persons = json.loads(Path(path).read_text())["persons"]
-    return {int(t): name for name, tracks in persons.items() for t in tracks}
-
-
-def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    A = np.array([x.xyxy for x in a])
-    B = np.array([x.xyxy for x in b])
-    iw = np.clip(np.minimum(A[:, None, 2], B[None, :, 2]) - np.maximum(A[:, None, 0], B[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(A[:, None, 3], B[None, :, 3]) - np.maximum(A[:, None, 1], B[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = (A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
-    area_b = (B[:, 2] - B[:, 0]) * (B[:, 3] - B[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    """persons.json ({"persons": {name: [gt track ids]}}) -> {gt track id: person name}."""
+    path = Path(path)
+    try:
+        persons = json.loads(path.read_text())["persons"]
+        out: dict[int, str] = {}
+        for name, tracks in persons.items():
+            for t in tracks:
+                if int(t) in out:
+                    raise InputError(f"{path}: track {t} is listed under both {out[int(t)]!r} and {name!r}")
+                out[int(t)] = str(name)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: expected {{\"persons\": {{\"name\": [track ids]}}}}: {e}") from e
+    return out
 
 
 def match_boxes(pred: list[Box], gt: list[Box], min_iou: float = 0.5) -> list[tuple[int, int]]:

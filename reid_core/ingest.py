@@ -31,42 +31,16 @@ import psutil
 
 from reid_core import crops as crop_ops
 from reid_core import names
-from reid_core.calibration import calibration_for
-from reid_core.detection import DetectorConfig, PersonDetector
-from reid_core.embedding import DEFAULT_MODEL, Embedder, load_embedder
+from reid_core.detection import PersonDetector
+from reid_core.embedding import Embedder, load_embedder
 from reid_core.errors import OverlapError, StoreError
 from reid_core.store import CropMeta, RunRecord, Store, VideoRecord, crop_key
-from reid_core.tracking import Tracker, TrackerConfig
+from reid_core.settings import IngestSettings, ingest_settings
+from reid_core.tracking import Tracker
 from reid_core.types import Box, Detection, Track, VideoInfo
 from reid_core.video import check_range, probe, read_frames
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    detector: DetectorConfig = DetectorConfig()
-    tracker: TrackerConfig = TrackerConfig()
-    embedder: str = DEFAULT_MODEL
-    backend: str = "openvino"
-    flip: bool = False
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-# $REID_EMBEDDER picks the embedder the app and CLI ingest with: a manifest model or a trained one (reid train /
-# reid adapt) by name. One store holds one embedder's features (see check_store_embedder).
-def settings_for(embedder: str) -> IngestSettings:
-    """Default settings for an embedder: the tracker's appearance gate is on that embedder's cosine scale."""
-    return IngestSettings(tracker=TrackerConfig(appearance_gate=calibration_for(embedder).appearance_gate),
-                          embedder=embedder)
-
-
-DEFAULT_SETTINGS = settings_for(os.environ.get("REID_EMBEDDER") or DEFAULT_MODEL)
 
 
 def chunk_frames() -> int:
@@ -195,9 +169,10 @@ def _embed(embedder: Embedder, items: list[tuple[np.ndarray, Box]]) -> np.ndarra
 
 
 def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int | None = None, stride: int = 1,
-                     settings: IngestSettings = DEFAULT_SETTINGS, progress: Progress | None = None,
+                     settings: IngestSettings | None = None, progress: Progress | None = None,
                      with_features: bool = False) -> list[Track] | tuple[list[Track], dict[int, np.ndarray]]:
     """Tracks of a video without touching a store (track ids are the tracker's). Optionally their features."""
+    settings = ingest_settings(settings)
     info = probe(video_path)
     start, stop = check_range(info, from_frame, to_frame, stride)
     models = models_for(settings)
@@ -225,12 +200,13 @@ def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int 
 
 
 def ingest(video_path: str | Path, store: Store, camera: str | None = None, from_frame: int = 0,
-           to_frame: int | None = None, stride: int = 1, settings: IngestSettings = DEFAULT_SETTINGS,
+           to_frame: int | None = None, stride: int = 1, settings: IngestSettings | None = None,
            progress: Progress | None = None, replace: bool = False) -> IngestResult:
     """Fill the store from a video range. Reuses a completed identical run (or one completed run that covers the
     range with the same settings), resumes an interrupted one whose owner is gone, waits for one that a live
     process is writing. A run that fails (a bad file, a full disk) is rolled back, not left half-done."""
     camera = names.check_camera(camera, video_path)  # before any work; shown in the app, so no markup
+    settings = ingest_settings(settings)
     t0 = time.time()
     info = probe(video_path)
     start, stop = check_range(info, from_frame, to_frame, stride)
@@ -378,7 +354,7 @@ def _claim(store: Store, txn, info: VideoInfo, camera: str | None, run_id: str, 
         return _Claim("resume", _register_video(store, txn, info, camera, current), existing)
     if not replace:
         cover = next((r for r in mine if r.status == "complete" and r.stride == stride
-                      and r.settings == settings.as_dict() and r.from_frame <= start and stop <= r.to_frame
+                      and settings.matches(r.settings) and r.from_frame <= start and stop <= r.to_frame
                       and (start - r.from_frame) % stride == 0), None)
         if cover:  # e.g. enroll 0-49 waited for an ingest of 0-99: that run holds the footage already
             return _Claim("reuse", _register_video(store, txn, info, camera, current), cover)
@@ -516,3 +492,40 @@ def _finish(store: Store, txn, run: RunRecord) -> None:
     run.owner, run.heartbeat = {}, 0.0  # a complete run has no owner: stores of equal content compare equal
     store.clear_pending(txn, run.run_id)
     store.put_run(txn, run)
+
+
+# ---- making sure footage is in the store ------------------------------------------------------------------------
+def ensure_ingested(store: Store, video: str | Path, from_frame: int = 0, to_frame: int | None = None,
+                    camera: str | None = None, progress: Progress | None = None,
+                    settings: IngestSettings | None = None) -> tuple[str, int, int]:
+    """Ingest whatever part of the range no completed run covers yet (gaps become runs of their own, so footage
+    ingested before is never recomputed). Returns (video_id, from_frame, to_frame)."""
+    settings = ingest_settings(settings)
+    info = probe(video)
+    start, stop = check_range(info, from_frame, to_frame)
+    for attempt in range(3):
+        try:
+            for a, b in _gaps(store, info.video_id, start, stop, settings):
+                ingest(video, store, camera=camera, from_frame=a, to_frame=b, settings=settings, progress=progress)
+            break
+        except OverlapError:
+            # Another writer finished a run over part of a gap while this one waited for it (ingest waits for live
+            # writers): the gaps are different now.
+            if attempt == 2:
+                raise
+    return info.video_id, start, stop
+
+
+def _gaps(store: Store, video_id: str, start: int, stop: int, settings: IngestSettings) -> list[tuple[int, int]]:
+    covered = sorted((r.from_frame, r.to_frame) for r in store.runs(video_id)
+                     if r.status == "complete" and r.stride == 1 and settings.matches(r.settings))
+    gaps, cursor = [], start
+    for a, b in covered:
+        if b < cursor or a > stop:
+            continue
+        if a > cursor:
+            gaps.append((cursor, a - 1))
+        cursor = max(cursor, b + 1)
+    if cursor <= stop:
+        gaps.append((cursor, stop))
+    return gaps

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reid_core.errors import InputError, StoreError
-from reid_core.matching import DEFAULT_THRESHOLD, Gallery, identity_segments, track_feature, video_tracks
+from reid_core.matching import Gallery, identity_segments, track_feature
+from reid_core.settings import Settings, current
+from reid_core.stitching import video_tracks
 from reid_core.store import Store, VideoRecord
 from reid_core.types import Box, Track
 
@@ -48,9 +50,12 @@ class Sighting:
         return f"{self.start_s:.1f}-{self.end_s:.1f} s"
 
 
-def sightings(store: Store, name: str, threshold: float = DEFAULT_THRESHOLD,
-              include_matches: bool = True) -> list[Sighting]:
-    """Every sighting of the identity `name`, sorted by camera, video path and first frame."""
+def sightings(store: Store, name: str, threshold: float | None = None, include_matches: bool = True,
+              settings: Settings | None = None) -> list[Sighting]:
+    """Every sighting of the identity `name`, sorted by camera, video path and first frame (threshold: the
+    embedder's calibrated one unless given)."""
+    settings = current(settings)
+    threshold = settings.threshold if threshold is None else threshold
     ident = store.identity(name)
     if ident is None:
         known = ", ".join(i.name for i in store.identities()) or "none enrolled yet"
@@ -58,16 +63,16 @@ def sightings(store: Store, name: str, threshold: float = DEFAULT_THRESHOLD,
     if not ident.keys:
         return []
     videos = {v.video_id: v for v in store.videos()}
-    enrolled = [seg for seg, _ in identity_segments(store, ident)]
+    enrolled = [seg for seg, _ in identity_segments(store, ident, settings.segments)]
     out = [_sighting(ident.name, ENROLLED, seg, seg.frames, seg.boxes, None, videos.get(seg.video_id))
            for seg in enrolled]
     if include_matches:
-        gallery = Gallery.load(store)
+        gallery = Gallery.load(store, settings=settings)
         spans: dict[str, list[tuple[int, int]]] = {}
         for seg in enrolled:
             spans.setdefault(seg.video_id, []).append((seg.frames[0], seg.frames[-1]))
         for video_id, record in videos.items():
-            for t in video_tracks(store, video_id):
+            for t in video_tracks(store, video_id, settings=settings):
                 m = gallery.match(track_feature(store, t), threshold)
                 if m.identity != ident.name:
                     continue

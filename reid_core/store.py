@@ -31,6 +31,7 @@ import lmdb
 import numpy as np
 
 from reid_core import names
+from reid_core.names import validate_name  # also the public name callers import from the store
 from reid_core.errors import StoreError
 from reid_core.store_env import SharedEnv, shared_env, translate
 from reid_core.types import Box, Crop, Identity, Track
@@ -101,11 +102,6 @@ class TrackRecord:
 
 def _dumps(obj) -> bytes:
     return json.dumps(asdict(obj) if hasattr(obj, "__dataclass_fields__") else obj, separators=(",", ":")).encode()
-
-
-def validate_name(name: str) -> str:
-    """An identity name people can type and files can carry (rules: reid_core/names.py)."""
-    return names.validate_name(name)
 
 
 class Store:

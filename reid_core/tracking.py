@@ -27,6 +27,12 @@ class TrackerConfig:
     # min cosine(track feature, detection feature) to associate; 0 disables. On the embedder's cosine scale: the
     # ingest sets it from reid_core/calibration.py (0.45 for Intel 0287); 0.6 is the OSNet x0.25 value.
     appearance_gate: float = 0.6
+    # BoT-SORT's own knobs, fixed here so that every one that changes the tracks is part of the run's settings
+    # (and so of its digest): no camera-motion compensation (static CCTV), ultralytics' IoU proximity for its
+    # appearance cost, and its appearance threshold off (the gate above replaces it).
+    gmc_method: str = "none"
+    proximity_thresh: float = 0.5
+    appearance_thresh: float = 0.0
 
 
 class _Boxes:
@@ -73,8 +79,7 @@ def _gated_botsort(config: TrackerConfig):
 
     fields = asdict(config)
     fields.pop("appearance_gate")
-    args = IterableSimpleNamespace(tracker_type="botsort", gmc_method="none", proximity_thresh=0.5,
-                                   appearance_thresh=0.0, with_reid=config.appearance_gate > 0, model="auto",
+    args = IterableSimpleNamespace(tracker_type="botsort", with_reid=config.appearance_gate > 0, model="auto",
                                    **fields)
     return GatedBoTSORT(args)
 

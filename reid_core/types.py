@@ -39,6 +39,20 @@ class Box:
         return self.x <= px <= self.x + self.w and self.y <= py <= self.y + self.h
 
 
+def iou_matrix(a: list[Box], b: list[Box]) -> np.ndarray:
+    """(len(a), len(b)) IoU of every pair, vectorised: Box.iou for whole frames of boxes at once."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    A = np.array([x.xyxy for x in a])
+    B = np.array([x.xyxy for x in b])
+    iw = np.clip(np.minimum(A[:, None, 2], B[None, :, 2]) - np.maximum(A[:, None, 0], B[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(A[:, None, 3], B[None, :, 3]) - np.maximum(A[:, None, 1], B[None, :, 1]), 0, None)
+    inter = iw * ih
+    area_a = (A[:, 2] - A[:, 0]) * (A[:, 3] - A[:, 1])
+    area_b = (B[:, 2] - B[:, 0]) * (B[:, 3] - B[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     path: str

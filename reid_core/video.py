@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from reid_core.errors import VideoError
+from reid_core.images import IMAGE_SUFFIXES
 from reid_core.types import VideoInfo
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF????WEBP", b"II*\x00", b"MM\x00*")
 # FFmpeg renders plain text files as "ANSI art" video; those codecs are never camera footage.
 NON_VIDEO_FOURCCS = {"ansi", "tty "}

@@ -7,15 +7,12 @@ import gradio as gr
 
 from reid_core import checks
 from reid_core.errors import ReidError
-from reid_core.matching import DEFAULT_THRESHOLD
+from reid_core.settings import Settings
 from ui.fields import optional_frame
 from ui.files import AppFiles
 from ui.markdown import md
 
 VIDEO_TYPES = ["video", ".avi", ".mkv", ".mov", ".mp4"]
-THRESHOLD_HELP = (f"Similarity needed to name someone (cosine of mean appearance features). Default "
-                  f"{DEFAULT_THRESHOLD:.2f}: calibrated on PETS09-S2L1 for this embedder (docs/identify.md). "
-                  f"Higher = fewer strangers named, more people missed.")
 
 
 def error_text(what: str, err: Exception) -> str:
@@ -61,8 +58,11 @@ def progress_of(progress: gr.Progress) -> Callable[[int, int], None]:
     return lambda done, total: progress(done / max(total, 1), desc=f"frame {done}/{total}")
 
 
-def threshold_slider() -> gr.Slider:
-    return gr.Slider(0.3, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold", info=THRESHOLD_HELP)
+def threshold_slider(settings: Settings) -> gr.Slider:
+    help_text = (f"Similarity needed to name someone (cosine of mean appearance features). Default "
+                 f"{settings.threshold:.2f}: calibrated on PETS09-S2L1 for {settings.embedder} (docs/identify.md). "
+                 f"Higher = fewer strangers named, more people missed.")
+    return gr.Slider(0.3, 1.0, value=settings.threshold, step=0.01, label="Threshold", info=help_text)
 
 
 def run_button(button: gr.Button, fn: Callable, inputs: Sequence, outputs: Sequence, api_name: str,

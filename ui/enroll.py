@@ -10,6 +10,7 @@ from reid_core.annotate import frame_view
 from reid_core.enrollment import enroll
 from reid_core.errors import InputError, ReidError
 from reid_core.names import validate_new_name
+from reid_core.settings import Settings
 from reid_core.types import Box
 from reid_core.video import probe
 from ui.common import error_text, files_getter, frame_range, progress_of, run_button, thumbs, video_inputs
@@ -29,7 +30,7 @@ def _point(text: str) -> Box | None:
     return Box(x, y, 0, 0)
 
 
-def build(get_store: Callable, files: AppFiles | None = None) -> None:
+def build(get_store: Callable, settings: Settings, files: AppFiles | None = None) -> None:
     get_files = files_getter(get_store, files)
     gr.Markdown("Enroll a person: upload footage and name them. If several people are in it, click the one to "
                 "enroll on the preview (set *Pick at frame* to a frame where they are visible). The whole visit "
@@ -40,6 +41,9 @@ def build(get_store: Callable, files: AppFiles | None = None) -> None:
             name = gr.Textbox(label="Name (letters, digits, spaces, . _ - ')")
             at_frame = gr.Number(label="Pick at frame", value=0, precision=0, minimum=0)
             click = gr.Textbox(label="Picked point x,y (click the preview)", interactive=True)
+            force = gr.Checkbox(label="Add even if it does not look like them",
+                                info="Adding to an existing identity footage that looks like someone else is refused "
+                                     "unless this is ticked.")
             go = gr.Button("Enroll", variant="primary")
         with gr.Column():
             preview = gr.Image(label="Preview: click the person to enroll", interactive=False)
@@ -65,7 +69,7 @@ def build(get_store: Callable, files: AppFiles | None = None) -> None:
     def picked(evt: gr.SelectData):
         return f"{evt.index[0]},{evt.index[1]}"
 
-    def run(video, from_frame, to_frame, name, at_frame, point, progress=gr.Progress()):
+    def run(video, from_frame, to_frame, name, at_frame, point, force=False, progress=gr.Progress()):
         if not video:
             return "**Upload a video first.**", [], None
         try:
@@ -75,7 +79,8 @@ def build(get_store: Callable, files: AppFiles | None = None) -> None:
             store = get_store()
             if store.identity(name or "") is None:  # a new name: refuse look-alikes before the ingest, not after
                 validate_new_name(name or "", [i.name for i in store.identities()])
-            r = enroll(store, video, name, a, b, at, box, progress=progress_of(progress))
+            r = enroll(store, video, name, a, b, at, box, progress=progress_of(progress), force=bool(force),
+                       settings=settings)
         except (ReidError, ValueError) as err:
             return error_text("Not enrolled", err), [], None
         text = (f"**Enrolled {md(r.identity.name)}**: +{len(r.added_keys)} crops, frames {r.frame_span[0]}.."
@@ -92,5 +97,5 @@ def build(get_store: Callable, files: AppFiles | None = None) -> None:
     video.change(show, [video, at_frame], [preview, message], api_name=False)
     at_frame.change(show, [video, at_frame], [preview, message], api_name=False)
     preview.select(picked, None, click, api_name=False)
-    run_button(go, run, [video, start, stop, name, at_frame, click], [message, sample, details], "enroll",
+    run_button(go, run, [video, start, stop, name, at_frame, click, force], [message, sample, details], "enroll",
                progress_on=message)

@@ -9,7 +9,8 @@ import gradio as gr
 from reid_core.annotate import sightings_clip
 from reid_core.enrollment import remove_from_identity
 from reid_core.errors import ReidError, StoreError
-from reid_core.matching import DEFAULT_THRESHOLD, identity_segments
+from reid_core.matching import identity_segments
+from reid_core.settings import Settings
 from reid_core.sightings import sightings, timeline_figure
 from ui.common import error_text, files_getter, run_button
 from ui.files import AppFiles
@@ -23,7 +24,7 @@ def _names(store) -> list[str]:
     return [i.name for i in store.identities()]
 
 
-def build(get_store: Callable, files: AppFiles | None = None, tab: gr.Tab | None = None) -> None:
+def build(get_store: Callable, settings: Settings, files: AppFiles | None = None, tab: gr.Tab | None = None) -> None:
     get_files = files_getter(get_store, files)
     seen = gr.State([])
     with gr.Row():
@@ -95,8 +96,8 @@ def build(get_store: Callable, files: AppFiles | None = None, tab: gr.Tab | None
             return "", *empty
         store = get_store()
         try:
-            found = sightings(store, who, DEFAULT_THRESHOLD)
-            segs = identity_segments(store, store.identity(who))
+            found = sightings(store, who, settings.threshold, settings=settings)
+            segs = identity_segments(store, store.identity(who), settings.segments)
         except ReidError as err:
             return error_text("Cannot show the identity", err), *empty
         rows = [[s.camera, s.video.rsplit("/", 1)[-1], s.track, s.first_frame, s.last_frame,

@@ -11,7 +11,9 @@ import gradio as gr
 from reid_core import checks
 from reid_core.annotate import identify_clip
 from reid_core.errors import InputError, ReidError
-from reid_core.matching import UNKNOWN, TrackDecision, decisions_json, export, identify, refine
+from reid_core.matching import TrackDecision, identify
+from reid_core.results import UNKNOWN, decisions_json, export, refine
+from reid_core.settings import Settings
 from reid_core.video import probe
 from ui.common import (error_text, files_getter, frame_range, progress_of, run_button, threshold_slider,
                        video_inputs)
@@ -37,13 +39,13 @@ def _caption(d: TrackDecision) -> str:
             f"frames {d.frames[0]}..{d.frames[-1]}")
 
 
-def build(get_store: Callable, files: AppFiles | None = None, example: Path | None = None) -> None:
+def build(get_store: Callable, settings: Settings, files: AppFiles | None = None, example: Path | None = None) -> None:
     get_files = files_getter(get_store, files)
     state = gr.State(Identified())
     with gr.Row():
         with gr.Column():
             video, start, stop = video_inputs()
-            threshold = threshold_slider()
+            threshold = threshold_slider(settings)
             only = gr.Dropdown(label="Only this identity (empty = all; 'unknown' = the unnamed)", choices=[""],
                                value="", allow_custom_value=True)
             go = gr.Button("Identify", variant="primary")
@@ -104,7 +106,8 @@ def build(get_store: Callable, files: AppFiles | None = None, example: Path | No
             return s, "**Upload a video first.**", [], [], None, None
         try:
             a, b = frame_range(from_frame, to_frame)
-            ds = identify(get_store(), video, a, b, checks.score(threshold, "threshold"), progress=progress_of(progress))
+            ds = identify(get_store(), video, a, b, checks.score(threshold, "threshold"), progress=progress_of(progress),
+                          settings=settings)
             s = Identified(video, probe(video).video_id, ds)
         except ReidError as err:
             return s, error_text("Cannot identify", err), [], [], None, None
@@ -139,7 +142,7 @@ def build(get_store: Callable, files: AppFiles | None = None, example: Path | No
     min_crops.release(render, refine_inputs, outputs, api_name=False)
     if example is not None:  # one click fills the inputs and runs: a first visitor sees it work
         gr.Examples([[str(example), "", ""]], [video, start, stop], outputs, fn=lambda v, a, b: run(
-            v, a, b, threshold.value, "", "", "", 0), run_on_click=True, cache_examples=False,
+            v, a, b, settings.threshold, "", "", "", 0), run_on_click=True, cache_examples=False,
             label="Example: the first 17 s of PETS09-S2L1")
     only.focus(lambda: gr.update(choices=["", UNKNOWN] + [i.name for i in get_store().identities()]), None, only,
                api_name=False)

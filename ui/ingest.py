@@ -12,6 +12,7 @@ from reid_core import checks
 from reid_core.errors import ReidError
 from reid_core.ingest import ingest
 from reid_core.names import validate_camera
+from reid_core.settings import Settings
 from reid_core.video import probe, read_frame
 from ui.common import error_text, frame_range, progress_of, run_button
 from ui.fields import optional_frame
@@ -33,7 +34,7 @@ def _range_info(video: str | None, start) -> tuple[str, np.ndarray | None]:
     return text, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def build(get_store: Callable[[], object], example: Path | None = None) -> None:
+def build(get_store: Callable[[], object], settings: Settings, example: Path | None = None) -> None:
     with gr.Row():
         with gr.Column():
             video = gr.File(label="Video", file_types=["video", ".avi", ".mkv", ".mov", ".mp4"], type="filepath")
@@ -62,7 +63,7 @@ def build(get_store: Callable[[], object], example: Path | None = None) -> None:
             name = validate_camera(camera) if (camera or "").strip() else None
             a, b = frame_range(from_frame, to_frame)
             res = ingest(video, get_store(), camera=name, from_frame=a, to_frame=b,
-                         stride=checks.count(stride or 1, "every K-th frame"), replace=bool(replace),
+                         stride=checks.count(stride or 1, "every K-th frame"), replace=bool(replace), settings=settings.ingest,
                          progress=progress_of(progress))
         except ReidError as e:
             return error_text("Not ingested", e)

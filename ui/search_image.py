@@ -9,14 +9,16 @@ import gradio as gr
 
 from reid_core import checks
 from reid_core.errors import ReidError
-from reid_core.matching import DEFAULT_THRESHOLD, SearchHit, export, filter_hits, hits_json, search_image
+from reid_core.matching import SearchHit, search_image
+from reid_core.results import export, filter_hits, hits_json
+from reid_core.settings import Settings
 from ui.common import APP_FRAME_NAMES, error_text, files_getter, run_button
 from ui.fields import optional_frame
 from ui.files import AppFiles
 from ui.viewer import FrameViewer, Look
 
 
-def build(get_store: Callable, files: AppFiles | None = None) -> None:
+def build(get_store: Callable, settings: Settings, files: AppFiles | None = None) -> None:
     get_files = files_getter(get_store, files)
     shown = gr.State([])
     gr.Markdown("### Find people by an image")
@@ -29,7 +31,7 @@ def build(get_store: Callable, files: AppFiles | None = None) -> None:
         with gr.Column():
             min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity",
                                   info=f"Same cosine scale as identify (default identity threshold "
-                                       f"{DEFAULT_THRESHOLD:.2f})")
+                                       f"{settings.threshold:.2f})")
             camera = gr.Dropdown(label="Camera / source (empty = all)", choices=[""], value="",
                                  allow_custom_value=True)
             with gr.Row():
@@ -52,7 +54,7 @@ def build(get_store: Callable, files: AppFiles | None = None) -> None:
             a, b = checks.frame_range(from_frame, to_frame, APP_FRAME_NAMES)
             data = checks.image_file(image)  # size caps before anything decodes it
             store = get_store()
-            hits = search_image(store, data, None)
+            hits = search_image(store, data, None, settings)
         except ReidError as err:
             return [], error_text("Cannot search", err), [], None, []
         if not hits:

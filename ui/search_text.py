@@ -104,10 +104,10 @@ class _Searchers:
 
 
 def _default_store():
-    from reid_core.cli.common import store_path
+    from reid_core.settings import Settings
     from reid_core.store import Store
 
-    return Store(store_path(None))
+    return Store(Settings.from_env().store)
 
 
 def build(get_store: Callable[[], object] | None = None) -> None:

@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 
 from reid_core.errors import ReidError, WeightsError
-from reid_core.ingest import DEFAULT_SETTINGS, IngestSettings, models_for
+from reid_core.ingest import models_for
+from reid_core.settings import IngestSettings
 from reid_core.offline import cache_dir
 from reid_core.weights import resolve
 
@@ -19,7 +20,7 @@ EXAMPLE_SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" 
 EXAMPLE_FRAMES = 120  # 17 s at PETS' 7 fps: several people cross, and it ingests in seconds
 
 
-def missing_weights(settings: IngestSettings = DEFAULT_SETTINGS) -> list[str]:
+def missing_weights(settings: IngestSettings) -> list[str]:
     """One message per model the app needs whose files cannot be found (naming the file and the places searched)."""
     out = []
     for name in (settings.detector.model, settings.embedder):
@@ -32,7 +33,7 @@ def missing_weights(settings: IngestSettings = DEFAULT_SETTINGS) -> list[str]:
     return out
 
 
-def preload(settings: IngestSettings = DEFAULT_SETTINGS, background: bool = False) -> threading.Thread | None:
+def preload(settings: IngestSettings, background: bool = False) -> threading.Thread | None:
     """Load (and compile) the detector, the embedder and the attribute model once, now."""
     def load():
         from reid_core.attributes import load_attribute_model

@@ -10,6 +10,7 @@ import gradio as gr
 from reid_core import checks
 from reid_core.errors import ReidError
 from reid_core.matching import VerifyResult, verify
+from reid_core.settings import Settings
 from ui.common import error_text, files_getter, frame_range, progress_of, run_button, thumbs, threshold_slider, \
     video_inputs
 from ui.files import AppFiles
@@ -29,14 +30,14 @@ def result_json(r: VerifyResult, store) -> dict:
     return out
 
 
-def build(get_store: Callable, files: AppFiles | None = None) -> None:
+def build(get_store: Callable, settings: Settings, files: AppFiles | None = None) -> None:
     get_files = files_getter(get_store, files)
     keys = gr.State([])
     with gr.Row():
         with gr.Column():
             video, start, stop = video_inputs()
             claim = gr.Dropdown(label="Claimed identity", choices=[], allow_custom_value=True)
-            threshold = threshold_slider()
+            threshold = threshold_slider(settings)
             go = gr.Button("Verify", variant="primary")
         with gr.Column():
             verdict = gr.Markdown()
@@ -54,7 +55,7 @@ def build(get_store: Callable, files: AppFiles | None = None) -> None:
         try:
             a, b = frame_range(from_frame, to_frame)
             r = verify(get_store(), video, claim or "", a, b, checks.score(threshold, "threshold"),
-                       progress=progress_of(progress))
+                       progress=progress_of(progress), settings=settings)
         except ReidError as err:
             return error_text("Cannot verify", err), [], [], [], None
         store, f = get_store(), get_files()

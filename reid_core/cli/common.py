@@ -50,6 +50,13 @@ def store_path(store: Path | None) -> Path:
     return Path(store or _defaults.store or os.environ.get("REID_STORE") or "gallery")
 
 
+def settings(store: Path | None = None, embedder: str | None = None):
+    """The command's settings, built once from its options, the global options and the environment."""
+    from reid_core.settings import Settings
+
+    return Settings.from_env(store=store_path(store), embedder=embedder)
+
+
 def wants_json(as_json: bool) -> bool:
     """The command's --json or the global `reid --json`."""
     return as_json or _defaults.json

@@ -7,15 +7,16 @@ from typing import Annotated
 import typer
 
 from reid_core import checks
-from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path, usage_error
+from reid_core.cli.common import JsonOpt, StoreOpt, emit, settings, store_path, usage_error
 from reid_core.errors import InputError
-from reid_core.matching import DEFAULT_THRESHOLD
+from reid_core.types import Box
 
 VideoArg = Annotated[Path, typer.Argument(help="Video file.")]
 NameArg = Annotated[str, typer.Argument(help="Identity name, as `reid gallery list` shows it.")]
 FromOpt = Annotated[int, typer.Option("--from-frame", help="First frame, 0-based, inclusive.")]
 ToOpt = Annotated[int | None, typer.Option("--to-frame", help="Last frame, inclusive (default: end).")]
-ThresholdOpt = Annotated[float, typer.Option(help="Similarity needed for a match (cosine, 0..1).")]
+ThresholdOpt = Annotated[float | None, typer.Option(help="Similarity needed for a match (cosine, 0..1; default: "
+                                                           "the embedder's calibrated threshold, see `reid info`).")]
 
 gallery_app = typer.Typer(help="List, rename, merge and delete enrolled identities.")
 
@@ -50,8 +51,6 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
 
     Pick the person with --at-frame and --box, or with --track; with neither, the range must hold one person."""
     from reid_core.enrollment import enroll
-    from reid_core.matching import parse_box
-
     from reid_core.names import validate_camera, validate_new_name
 
     if track is not None and (at_frame is not None or box is not None):
@@ -69,7 +68,7 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
     if s.identity(name) is None:  # a new identity: refuse a reserved or look-alike name before the ingest
         validate_new_name(name, [i.name for i in s.identities()])
     r = enroll(s, video, name, from_frame, to_frame, at_frame, parse_box(box) if box else None, camera,
-               force=force, track=track)
+               force=force, track=track, settings=settings(store))
     out = {"name": r.identity.name, "added_crops": len(r.added_keys), "total_crops": len(r.identity.keys),
            "track_ids": r.track_ids, "segments": r.segments, "frames": list(r.frame_span),
            "visit_share": round(r.visit_share, 3), "left_out_crops": r.left_out, "warnings": r.warnings,
@@ -93,7 +92,7 @@ def _enrolled_text(o: dict) -> str:
 
 
 def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed identity name.")],
-               from_frame: FromOpt = 0, to_frame: ToOpt = None, threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+               from_frame: FromOpt = 0, to_frame: ToOpt = None, threshold: ThresholdOpt = None,
                fail_on_no_match: Annotated[bool, typer.Option(
                    "--fail-on-no-match", help="Exit with code 1 when the claim is not matched (0 on a match; "
                                               "mistakes stay 2), for scripts.")] = False,
@@ -101,10 +100,10 @@ def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed
     """Is the claimed identity in this footage? Match or no match, with the score and threshold.
 
     The exit code is 0 either way (the answer is in the output), unless --fail-on-no-match is given."""
-    threshold = checks.score(threshold)  # checks first: a mistake should not wait for the models to import
+    threshold = checks.score(threshold) if threshold is not None else None  # before the models are imported
     from reid_core.matching import verify
 
-    r = verify(_store(store), video, claim, from_frame, to_frame, threshold)
+    r = verify(_store(store), video, claim, from_frame, to_frame, threshold, settings=settings(store))
     out = {"claim": r.claim, "match": r.match, "score": round(r.score, 4), "threshold": r.threshold,
            "track_id": r.track_id}
     emit(out, json_out, lambda o: f"{'MATCH' if o['match'] else 'NO MATCH'}: {o['claim']} "
@@ -114,7 +113,7 @@ def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed
 
 
 def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = None,
-                 threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+                 threshold: ThresholdOpt = None,
                  aggregate: Annotated[str, typer.Option(help="mean or quality (score x height weighted).")] = "mean",
                  identity: Annotated[str | None, typer.Option(
                      help="Only tracks named this identity ('unknown' for the unnamed).")] = None,
@@ -122,13 +121,16 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
                  export: Annotated[Path | None, typer.Option(help="Also write the result list to .csv or .json")] = None,
                  store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Name every person track in the footage, or call it unknown (open set)."""
-    threshold = checks.score(threshold)
+    threshold = checks.score(threshold) if threshold is not None else None
     checks.count(min_crops, "--min-crops", minimum=0)
     if export is not None:  # before the work: a typo in the folder must not cost the whole run
         export = checks.export_path(export)
-    from reid_core.matching import decisions_json, export as write_export, identify, refine
+    from reid_core.matching import identify
+    from reid_core.results import decisions_json, export as write_export, refine
 
-    decisions = identify(_store(store), video, from_frame, to_frame, threshold, aggregate)
+    cfg = settings(store)
+    threshold = cfg.threshold if threshold is None else threshold
+    decisions = identify(_store(store), video, from_frame, to_frame, threshold, aggregate, settings=cfg)
     out = decisions_json(refine(decisions, identity=identity, min_crops=min_crops), threshold,
                          _store(store).video(decisions[0].video_id) if decisions else None)
     if export:
@@ -162,10 +164,12 @@ def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (
     if export is not None:
         export = checks.export_path(export)
     data = checks.image_file(image)
-    from reid_core.matching import export as write_export, filter_hits, hits_json, search_image
+    from reid_core.matching import search_image
+    from reid_core.results import export as write_export, filter_hits, hits_json
 
     s = _store(store)
-    hits = filter_hits(search_image(s, data, None), min_score, camera, video_id, from_frame, to_frame)
+    hits = filter_hits(search_image(s, data, None, settings(store)), min_score, camera, video_id, from_frame,
+                       to_frame)
     out = hits_json(hits[:top_k], s)
     if export:
         _write_export(write_export, out, export)
@@ -227,7 +231,7 @@ def gallery_show(name: NameArg, store: StoreOpt = None, json_out: JsonOpt = Fals
     if ident is None:
         raise InputError(f"no identity named {name!r}")
     segs = [{"segment": t.label, "video_id": t.video_id, "camera": t.camera, "frames": [t.frames[0], t.frames[-1]],
-             "crops": len(t.keys), "keys": t.keys} for t, _ in identity_segments(s, ident)]
+             "crops": len(t.keys), "keys": t.keys} for t, _ in identity_segments(s, ident, settings(store).segments)]
     emit({"name": ident.name, "segments": segs}, json_out, lambda o: "\n".join(
         [f"{o['name']}: {len(o['segments'])} segment(s)"] + [
             f"  {g['segment']:>6}  {g['camera']}  frames {g['frames'][0]}..{g['frames'][1]}  {g['crops']} crops  "
@@ -251,3 +255,13 @@ def gallery_delete(name: NameArg, store: StoreOpt = None, json_out: JsonOpt = Fa
     """Delete an identity and its enrolled crops and features from the store."""
     n = _store(store).delete_identity(name)
     emit({"deleted": name, "crops_removed": n}, json_out, lambda o: f"deleted {o['deleted']} ({n} crops removed)")
+
+
+def parse_box(text: str) -> Box:
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--box must be x,y,w,h in pixels (e.g. 360,190,40,86); got {text!r}") from None
+    if w < 0 or h < 0:
+        raise InputError("--box width and height must be positive")
+    return Box(x, y, w, h)

@@ -33,9 +33,8 @@ def ingest_cmd(
     """Detect, track and embed the people in VIDEO and store their crops (resumes an interrupted run)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from dataclasses import replace as with_changes
-
-    from reid_core.ingest import DEFAULT_SETTINGS, ingest
+    from reid_core.cli.common import settings as command_settings
+    from reid_core.ingest import ingest
     from reid_core.store import Store
 
     from reid_core.names import validate_camera
@@ -43,7 +42,7 @@ def ingest_cmd(
     if camera is not None:  # the library checks too; here it fails before the progress bar appears
         validate_camera(camera)
     json_out = wants_json(json_out)
-    settings = with_changes(DEFAULT_SETTINGS, embedder=model) if model else DEFAULT_SETTINGS
+    settings = command_settings(store, embedder=model).ingest  # the tracker gate follows the embedder
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=json_out) as bar:
         task = bar.add_task(f"ingest {video.name}", total=None)
@@ -89,14 +88,14 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """What the store holds, which models are used and where each weight file was found."""
     from reid_core.errors import WeightsError
     from reid_core.calibration import calibration_source
-    from reid_core.ingest import DEFAULT_SETTINGS
-    from reid_core.matching import DEFAULT_THRESHOLD
+    from reid_core.cli.common import settings as command_settings
     from reid_core.models import list_trained
     from reid_core.precision import cpu_has_bf16, inference_precision, requested
     from reid_core.store import Store
     from reid_core.weights import available, search_dirs
 
     s = Store(store_path(store))
+    cfg = command_settings(store)
     models = {}
     for name, found in available().items():
         if isinstance(found, WeightsError):
@@ -113,11 +112,11 @@ def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
                   "stride": r.stride, "status": r.status, "crops": r.crops, "tracks": len(r.track_map)}
                  for r in s.runs()],
         "identities": [{"name": i.name, "crops": len(i.keys)} for i in s.identities()],
-        "models_in_use": {"detector": DEFAULT_SETTINGS.detector.model, "embedder": DEFAULT_SETTINGS.embedder,
-                          "backend": DEFAULT_SETTINGS.backend, "precision": inference_precision(),
+        "models_in_use": {"detector": cfg.ingest.detector.model, "embedder": cfg.embedder,
+                          "backend": cfg.ingest.backend, "precision": inference_precision(),
                           "precision_setting": f"REID_PRECISION={requested()}", "cpu_bf16": cpu_has_bf16(),
-                          "threshold": DEFAULT_THRESHOLD,
-                          "calibration": calibration_source(DEFAULT_SETTINGS.embedder)},
+                          "threshold": cfg.threshold,
+                          "calibration": calibration_source(cfg.embedder)},
         "weights_search_path": [str(d) for d in search_dirs()],
         "models": models,
         "trained_models": {name: str(path) for name, path in sorted(list_trained().items())},

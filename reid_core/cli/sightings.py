@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from reid_core import checks
-from reid_core.cli.common import JsonOpt, StoreOpt, emit, store_path
+from reid_core.cli.common import JsonOpt, StoreOpt, emit, settings, store_path
 from reid_core.errors import InputError
-from reid_core.matching import DEFAULT_THRESHOLD
 
 NameArg = Annotated[str, typer.Argument(help="Enrolled identity name (see `reid gallery list`).")]
-ThresholdOpt = Annotated[float, typer.Option(
-    help="Similarity a stored track needs to count as this identity (cosine, 0..1).")]
+ThresholdOpt = Annotated[float | None, typer.Option(
+    help="Similarity a stored track needs to count as this identity (cosine, 0..1; default: the embedder's "
+         "calibrated threshold, see `reid info`).")]
 EnrolledOnlyOpt = Annotated[bool, typer.Option(
     "--enrolled-only", help="Only the identity's own enrolled crops, no matched tracks.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="MP4 file to write (the name must end in .mp4).")]
@@ -44,21 +44,23 @@ def _out_path(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
     return path
 
 
-def timeline_cmd(name: NameArg, threshold: ThresholdOpt = DEFAULT_THRESHOLD, enrolled_only: EnrolledOnlyOpt = False,
+def timeline_cmd(name: NameArg, threshold: ThresholdOpt = None, enrolled_only: EnrolledOnlyOpt = False,
                  plot: Annotated[Path | None, typer.Option(
                      help="Also draw the timeline (one row per camera/video) into this .png file.")] = None,
                  export: Annotated[Path | None, typer.Option(
                      help="Also write the sightings to .csv or .json.")] = None,
                  store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Where and when NAME was seen: each camera, video and track, with frames and seconds."""
-    threshold = checks.score(threshold)
+    threshold = checks.score(threshold) if threshold is not None else None
     if plot is not None:
         plot = _out_path(plot, (".png",), "--plot")
     if export is not None:
         export = checks.export_path(export)
     from reid_core.sightings import sightings, sightings_json, timeline_figure, write_sightings
 
-    found = sightings(_store(store), name, threshold, include_matches=not enrolled_only)
+    cfg = settings(store)
+    threshold = cfg.threshold if threshold is None else threshold
+    found = sightings(_store(store), name, threshold, include_matches=not enrolled_only, settings=cfg)
     out = sightings_json(found, found[0].identity if found else name, threshold)
     try:
         if export is not None:
@@ -89,7 +91,7 @@ def _timeline_text(o: dict) -> str:
     return "\n".join(lines)
 
 
-def clip_identity_cmd(name: NameArg, out: OutOpt, threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+def clip_identity_cmd(name: NameArg, out: OutOpt, threshold: ThresholdOpt = None,
                       enrolled_only: EnrolledOnlyOpt = False,
                       pad_frames: Annotated[int, typer.Option(
                           "--pad-frames", help="Frames shown before and after each sighting.")] = 0,
@@ -97,7 +99,7 @@ def clip_identity_cmd(name: NameArg, out: OutOpt, threshold: ThresholdOpt = DEFA
                           "--max-frames", help="Stop the clip after this many frames (default: all).")] = None,
                       store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """An MP4 of NAME's sightings one after another, the person boxed, camera and time stamped."""
-    threshold = checks.score(threshold)
+    threshold = checks.score(threshold) if threshold is not None else None
     checks.count(pad_frames, "--pad-frames", minimum=0)
     if max_frames is not None:
         checks.count(max_frames, "--max-frames")
@@ -106,7 +108,7 @@ def clip_identity_cmd(name: NameArg, out: OutOpt, threshold: ThresholdOpt = DEFA
     from reid_core.sightings import sightings
 
     s = _store(store)
-    found = sightings(s, name, threshold, include_matches=not enrolled_only)
+    found = sightings(s, name, threshold, include_matches=not enrolled_only, settings=settings(store))
     if not found:
         raise InputError(f"{name} was not seen anywhere: nothing to put in a clip")
     r = sightings_clip(s, found, out, pad_frames, max_frames)
@@ -122,10 +124,10 @@ def clip_video_cmd(video: Annotated[Path, typer.Argument(help="Video file.")], o
                        "--from-frame", help="First frame, 0-based, inclusive.")] = 0,
                    to_frame: Annotated[int | None, typer.Option(
                        "--to-frame", help="Last frame, inclusive (default: end).")] = None,
-                   threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+                   threshold: ThresholdOpt = None,
                    store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """An MP4 of the identify result on VIDEO: every track boxed, named (green) or unknown (amber)."""
-    threshold = checks.score(threshold)
+    threshold = checks.score(threshold) if threshold is not None else None
     checks.frame_range(from_frame, to_frame)
     out = _out_path(out, (".mp4",), "--out")
     from reid_core.annotate import export_clip, overlays_for_decisions
@@ -135,7 +137,9 @@ def clip_video_cmd(video: Annotated[Path, typer.Argument(help="Video file.")], o
     info = probe(video)
     start, stop = check_range(info, from_frame, to_frame)
     s = _store(store)
-    decisions = identify(s, video, start, stop, threshold)
+    cfg = settings(store)
+    threshold = cfg.threshold if threshold is None else threshold
+    decisions = identify(s, video, start, stop, threshold, settings=cfg)
     record = s.video(info.video_id)
     path = export_clip(video, overlays_for_decisions(decisions), out, start, stop,
                        caption=record.camera if record else "")

@@ -5,7 +5,6 @@ the runner embeds them.
 from __future__ import annotations
 
 import configparser
-import json
 import math
 import re
 from collections import defaultdict
@@ -17,9 +16,10 @@ import numpy as np
 
 from reid_core import crops as crop_ops
 from reid_core.errors import InputError
+from reid_core.groundtruth import GtBox, load_persons, read_gt
+from reid_core.images import IMAGE_SUFFIXES
 from reid_core.types import Box
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")  # 0001_c1s1_001051_00.jpg, Duke 0005_c2_f0046985.jpg, MSMT 0000_c01_...
 
@@ -50,13 +50,6 @@ class MotSequence:
     gt_path: Path
     persons_path: Path | None
     num_frames: int
-
-
-@dataclass(frozen=True)
-class GtBox:
-    frame: int  # 1-based, as in gt.txt
-    track: int
-    box: Box
 
 
 @dataclass(frozen=True)
@@ -196,47 +189,6 @@ def find_sequence(root: str | Path) -> MotSequence:
     return MotSequence(root, name, video, image_dir, gt_path, persons if persons.is_file() else None, num_frames)
 
 
-def read_gt(path: Path) -> tuple[list[GtBox], int]:
-    """Person boxes of a MOTChallenge gt.txt, and how many rows were ignore rows or other classes.
-
-    MOT16+ gt marks rows to ignore with conf 0 and gives a class in column 8 (1 = pedestrian); MOT15 files (like
-    PETS09-S2L1) put world coordinates there instead, so the class is only read when the column holds integers.
-    """
-    try:
-        raw = np.loadtxt(path, delimiter=",", ndmin=2)
-    except ValueError as e:
-        raise InputError(f"{path}: not a MOTChallenge gt file (frame,id,left,top,width,height,...): {e}") from e
-    if raw.size == 0:
-        raise InputError(f"{path}: the ground truth is empty")
-    if raw.shape[1] < 6:
-        raise InputError(f"{path}: expected at least 6 comma-separated columns, got {raw.shape[1]}")
-    keep = np.ones(len(raw), bool)
-    if raw.shape[1] >= 7:
-        keep &= raw[:, 6] != 0
-    if raw.shape[1] >= 9:
-        cls = raw[:, 7]
-        if np.all(cls == np.round(cls)) and np.all((cls >= 1) & (cls <= 12)):
-            keep &= cls == 1
-    rows = raw[keep]
-    boxes = [GtBox(int(r[0]), int(r[1]), Box(float(r[2]), float(r[3]), float(r[4]), float(r[5]))) for r in rows]
-    return boxes, int((~keep).sum())
-
-
-def read_persons(path: Path) -> dict[int, str]:
-    """persons.json ({"persons": {name: [gt track ids]}}) -> {track id: person name}."""
-    try:
-        persons = json.loads(path.read_text())["persons"]
-        out: dict[int, str] = {}
-        for name, tracks in persons.items():
-            for t in tracks:
-                if int(t) in out:
-                    raise InputError(f"{path}: track {t} is listed under both {out[int(t)]!r} and {name!r}")
-                out[int(t)] = str(name)
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: expected {{\"persons\": {{\"name\": [track ids]}}}}: {e}") from e
-    return out
-
-
 def load_mot(root: str | Path, use_persons: bool = True, frames: tuple[int, int] | None = None) -> MotProtocol:
     """The MOTChallenge-as-ReID protocol of a sequence (see docs/evaluation.md).
 
@@ -273,7 +225,7 @@ def load_mot(root: str | Path, use_persons: bool = True, frames: tuple[int, int]
     tracks = sorted({b.track for b in boxes})
     if use_persons and seq.persons_path is not None:
         identity = "person"
-        mapping = read_persons(seq.persons_path)
+        mapping = load_persons(seq.persons_path)
         person_names = sorted(set(mapping.values()))
         pid_of = {n: i + 1 for i, n in enumerate(person_names)}
         for t in tracks:
@@ -584,7 +536,7 @@ def load_peta(root: str | Path) -> PetaProtocol:
         raise InputError(f"{root}: no such folder")
     files = _peta_images(root)
     if not files:
-        raise InputError(f"{root}: no images (.jpg, .jpeg, .png, .bmp); is this a PETA subset folder?")
+        raise InputError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}); is this a PETA subset folder?")
     stems = [p.stem for p in files]
     subset = detect_peta_subset(stems)
     if subset is None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reid_core.errors import InputError
+from reid_core.vectors import l2_normalize
 
 JUNK_PID = -1
 DISTRACTOR_PID = 0
@@ -174,8 +175,9 @@ def distance(qf: np.ndarray, gf: np.ndarray, metric: str = "cosine") -> np.ndarr
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows as float32 unit vectors. Features read from a file may hold an all-zero row, which has no direction:
+    refused here rather than silently scored as cosine 0 (eps=0 then divides by the exact norms)."""
     x = np.asarray(x, np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if np.any(norms == 0):
+    if np.any(np.linalg.norm(x, axis=1) == 0):
         raise InputError("a feature vector is all zeros; it has no direction to compare by cosine")
-    return x / norms
+    return l2_normalize(x, axis=1, eps=0.0)

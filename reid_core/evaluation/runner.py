@@ -463,10 +463,12 @@ class MotEvaluation:
         return self._tracks
 
     def _camera_tracks(self, cam: int) -> list[Track]:
-        from reid_core.ingest import DEFAULT_SETTINGS, detect_and_track
+        from reid_core.ingest import detect_and_track
+        from reid_core.settings import Settings
 
+        settings = Settings.from_env().ingest  # the tracker the app would use; its digest keys the cache
         start, stop = ds.camera_frame_range(self.protocol, cam)
-        key = DiskCache.key("tracks", self._frames_key, start, stop, DEFAULT_SETTINGS.digest(),
+        key = DiskCache.key("tracks", self._frames_key, start, stop, settings.digest(),
                             _source_digest("ingest.py", "tracking.py", "detection.py"))
         cached = self.cache.get_json(key)
         if cached is not None:
@@ -474,7 +476,7 @@ class MotEvaluation:
                           scores=t["scores"]) for t in cached]
         t0 = time.perf_counter()
         self.log(f"tracking pseudo-camera {cam} (frames {start}-{stop}) with the project tracker")
-        tracks = detect_and_track(self._video(), start, stop)
+        tracks = detect_and_track(self._video(), start, stop, settings=settings)
         self.track_seconds += time.perf_counter() - t0
         self.cache.put_json(key, [{"id": t.track_id, "frames": [int(f) for f in t.frames],
                                    "boxes": [[b.x, b.y, b.w, b.h] for b in t.boxes],

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reid_core.errors import InputError
+from reid_core.images import IMAGENET_MEAN, IMAGENET_STD
 
 ARCHS = ("osnet_x0_25", "bot_r50")
 POOLINGS = ("gem", "avg")
@@ -24,8 +25,8 @@ STEM_POOLS = ("torchvision", "fastreid")
 
 # ImageNet statistics on the 0-255 scale; reid_core.embedding normalises crops with these same values
 # (tests/test_models.py checks they agree), and FastReID's default PIXEL_MEAN/PIXEL_STD are these too.
-INPUT_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-INPUT_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+INPUT_MEAN = tuple(v * 255 for v in IMAGENET_MEAN)
+INPUT_STD = tuple(v * 255 for v in IMAGENET_STD)
 
 
 class NetOutput(NamedTuple):

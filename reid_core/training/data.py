@@ -17,10 +17,7 @@ from torch.utils.data import Dataset, Sampler
 
 from reid_core.crops import CROP_H, CROP_W
 from reid_core.errors import InputError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from reid_core.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

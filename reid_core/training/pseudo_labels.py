@@ -19,6 +19,7 @@ import numpy as np
 from reid_core.errors import InputError
 from reid_core.segments import SegmentConfig, cut_points, split_indices
 from reid_core.training.data import TrainData, TrainSample
+from reid_core.vectors import l2_normalize
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class _Segment:
 
     def mean(self) -> np.ndarray:
         m = self.feats.mean(0)
-        return m / max(np.linalg.norm(m), 1e-12)
+        return l2_normalize(m)
 
 
 @dataclass

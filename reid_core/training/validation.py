@@ -10,7 +10,7 @@ import torch
 
 from reid_core.evaluation import datasets as ds
 from reid_core.evaluation.metrics import distance, evaluate_rank
-from reid_core.training.data import IMAGENET_MEAN, IMAGENET_STD
+from reid_core.images import IMAGENET_MEAN, IMAGENET_STD
 
 
 @torch.no_grad()
