@@ -9,7 +9,7 @@ export YOLO_AUTOINSTALL := False
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test unit setup browser bench clean
+.PHONY: run test unit lint setup browser bench clean
 
 setup: $(STAMP)
 
@@ -32,10 +32,14 @@ browser:
 run: $(STAMP)
 	$(PY) app.py
 
-# All tests with the CPU's default precision, then the quality bars again with f32 forced (REID_PRECISION), unless
-# f32 already is this CPU's default: results must not depend on the CPU's bf16 support.
+# Lint and types (config in pyproject.toml), the unit tier, then every test on the real data with the CPU's default
+# precision, then the quality bars again with f32 forced (REID_PRECISION), unless f32 already is this CPU's default:
+# results must not depend on the CPU's bf16 support.
 test: $(DEV_STAMP) browser
-	$(PY) -m pytest
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests --ignore=tests/unit
 	@if [ "$$($(PY) -c 'from reid_core.precision import inference_precision as p; print(p())')" = f32 ]; then \
 	  echo "this CPU computes in f32 by default: the run above was the forced-f32 run"; \
 	else REID_PRECISION=f32 $(PY) -m pytest -m quality; fi
@@ -43,6 +47,10 @@ test: $(DEV_STAMP) browser
 # The unit tier alone (tests/unit: no data, no models, no network; well under a minute). `make test` runs both tiers.
 unit: $(DEV_STAMP)
 	$(PY) -m pytest tests/unit
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

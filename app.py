@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import reid_core  # noqa: F401  (offline switches before gradio is imported)
 import gradio as gr
 
+import reid_core  # noqa: F401  (offline switches before gradio is imported)
 from reid_core.checks import positive_setting
 from reid_core.errors import InputError
 from reid_core.settings import Settings
@@ -37,7 +37,8 @@ CSS = ".thumbnail-item .caption, .caption-label { white-space: normal !important
       "text-overflow: clip !important; font-size: 0.8em; }"
 
 
-def build_app(store_path: str | Path | None = None, preload: bool = True, settings: Settings | None = None) -> gr.Blocks:
+def build_app(store_path: str | Path | None = None, preload: bool = True,
+              settings: Settings | None = None) -> gr.Blocks:
     """The app on a store ($REID_STORE or ./gallery unless given), with settings read once, here."""
     settings = (settings or Settings.from_env()).with_store(store_path) if store_path else \
         (settings or Settings.from_env())
@@ -87,14 +88,14 @@ def launch_options(demo: gr.Blocks) -> dict:
     from starlette.middleware import Middleware
 
     accounts = login.load_accounts()
-    files: AppFiles = demo.reid_files
+    files: AppFiles = demo.reid_files  # type: ignore[attr-defined]  # gr.Blocks does not declare it: build_app sets it
     return {"auth": login.make_auth(accounts) if accounts else None,
             # Gradio takes bytes; it answers an upload over the cap with 413 and its upload widget says so
             "max_file_size": int(max_upload_mb() * 1024 * 1024),
             "allowed_paths": [str(files.root)],
             "app_kwargs": {"middleware": [Middleware(login.ClientAddress)]},
             "show_error": False,
-            "css": demo.reid_css}
+            "css": demo.reid_css}  # type: ignore[attr-defined]  # gr.Blocks does not declare it: build_app sets it
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ def main() -> None:
                     break
                 except OSError:
                     if proc.poll() is not None:
-                        raise SystemExit("the app exited during start-up")
+                        raise SystemExit("the app exited during start-up") from None
                     time.sleep(0.2)
             ready = time.perf_counter() - t0
             client = Client(url, verbose=False)

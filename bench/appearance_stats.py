@@ -20,8 +20,8 @@ import numpy as np
 from reid_core.embedding import DEFAULT_MODEL
 from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, load_persons
 from reid_core.ingest import ingest
-from reid_core.settings import ingest_settings_for
 from reid_core.segments import _best_cut
+from reid_core.settings import ingest_settings_for
 from reid_core.store import Store
 
 PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets09_s2l1"

@@ -13,7 +13,8 @@ Rule: the equal-error point (FRR = FAR) of the two distributions. So that the va
 ten people, it is computed ten times, each time leaving one actor out of both distributions, and the held-out actor's
 own genuine and impostor pairs are scored at that fold's threshold. The default is the median of the ten fold
 thresholds, rounded to 0.05. Where the two distributions do not overlap the equal-error point is a whole interval,
-and its middle is taken: a default on the edge of the impostor scores would flip with the CPU's rounding. Results go to bench/out/calibration.json.
+and its middle is taken: a default on the edge of the impostor scores would flip with the CPU's rounding. Results go to
+bench/out/calibration.json.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ import numpy as np
 
 from reid_core.groundtruth import load_mot_gt, load_persons, majority_gt_id
 from reid_core.ingest import ingest
-from reid_core.settings import Settings
 from reid_core.matching import track_feature
+from reid_core.settings import Settings
 from reid_core.stitching import video_tracks
 from reid_core.store import Store
 
@@ -132,7 +133,8 @@ def main() -> None:
               f"{r['fold_threshold_median']:.3f} max {r['fold_threshold_max']:.3f}; held-out FRR "
               f"{r['held_out_FRR']:.3f}, FAR {r['held_out_FAR']:.3f}")
         print(f"  rule (median fold threshold rounded to 0.05): {r['default_rule']:.2f} -> genuine accepted "
-              f"{r['at_default']['genuine_accepted']:.3f}, impostors accepted {r['at_default']['impostors_accepted']:.3f}")
+              f"{r['at_default']['genuine_accepted']:.3f}, "
+              f"impostors accepted {r['at_default']['impostors_accepted']:.3f}")
     print(f"\ncalibrated threshold in reid_core/calibration.py: {DEFAULT_THRESHOLD}")
 
 

@@ -148,7 +148,8 @@ def main() -> None:
                      key=lambda k: (results[k][1] + results[k][2], -k[1]))
     lines = [
         f"CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores usable by this process "
-        f"(shared with other work); OpenVINO precision: {precision}; speed = crops/s at batch 32 over {SPEED_CROPS} VIPeR crops, "
+        f"(shared with other work); OpenVINO precision: {precision}; "
+        f"speed = crops/s at batch 32 over {SPEED_CROPS} VIPeR crops, "
         f"one process, after a warm-up batch (flip rows: two passes per crop).",
         f"Protocols: PETS persons {pc.queries} queries / {pc.gallery} gallery; "
         + "; ".join(f"{k} {c.queries} / {c.gallery} ({c.distractors} distractors)" for k, c in counts.items())

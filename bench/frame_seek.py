@@ -59,7 +59,7 @@ def main() -> None:
     for f in frames:
         reader._frames.clear()  # measure decoding, not the cache
         reader._frame_bytes = 0
-        times.append(ms(lambda: reader.read(args.video, f)))
+        times.append(ms(lambda f=f: reader.read(args.video, f)))
     times.sort()
     print(f"FrameReader random ({len(frames)} frames):       {sum(times) / len(times):8.1f} ms mean, "
           f"{times[len(times) // 2]:.1f} median, {times[-1]:.1f} max   {reader.stats}")

@@ -20,10 +20,10 @@ import numpy as np
 from reid_core.embedding import STATIC_BATCHES, load_embedder
 from reid_core.ingest import ingest, models_for
 from reid_core.settings import Settings
-
-DEFAULT_SETTINGS = Settings.from_env().ingest
 from reid_core.store import Store
 from reid_core.video import read_frames
+
+DEFAULT_SETTINGS = Settings.from_env().ingest
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets09_s2l1" / "vtest.avi"
 

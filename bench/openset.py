@@ -4,7 +4,8 @@
 
 Enroll p01, p03, p05, p07 (actors with several visits) with one click each: the person picked by their gt box at
 the first frame of their first visit, the whole video as the range, exactly as a user would with
-`reid enroll VIDEO --name N --at-frame F --box x,y,w,h`; what each enrollment captured of that visit is reported. Everyone else is a stranger.
+`reid enroll VIDEO --name N --at-frame F --box x,y,w,h`; what each enrollment captured of that visit is reported.
+Everyone else is a stranger.
 Identify runs once over the whole video; output tracks are mapped to gt track ids (IoU 0.5, majority) and tracks
 of an enrollment visit are ignored. DIR = later-visit tracks of enrolled actors named correctly; FAR = stranger
 tracks given any name. Both track aggregations (mean, quality-weighted) are scored on the same tracks.
@@ -19,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, load_persons, majority_gt_id
 from reid_core.enrollment import enroll
-from reid_core.settings import Settings
+from reid_core.groundtruth import gt_ids_of_track, load_mot_gt, load_persons, majority_gt_id
 from reid_core.matching import identify
+from reid_core.settings import Settings
 from reid_core.store import Store
 from reid_core.types import Track
 

@@ -1,6 +1,6 @@
 """Store integrity under stress, and what erasure leaves behind.
 
-  .venv/bin/python bench/stress_store.py erase            # survivors of deleted data: old delete, LMDB compact copy, ours
+  .venv/bin/python bench/stress_store.py erase   # survivors of deleted data: old delete, LMDB compact copy, ours
   .venv/bin/python bench/stress_store.py stress [--procs 6 --kills 20 --to-frame 59]
 
 `stress` runs --procs concurrent CLI commands (ingest / identify of the same frames, ingests of an overlapping
@@ -29,7 +29,6 @@ REID = [str(ROOT / ".venv" / "bin" / "reid")]
 
 
 from reid_core.store import Store  # noqa: E402
-
 
 
 def cpu() -> str:
@@ -145,7 +144,8 @@ def stress(args) -> None:
     same = comparable(store) == comparable(Store(tmp / "clean"))
     check = subprocess.run(REID + ["store", "check", "--json"], env=env, capture_output=True, text=True)
     tracebacks = sum("Traceback" in f.read_text() for f in logs.glob("*.err"))
-    print(f"{args.procs} processes, {kills} SIGKILLs ({mid_write} of the run's writer mid-run), {n} commands started, {time.time() - t0:.0f} s: "
+    print(f"{args.procs} processes, {kills} SIGKILLs ({mid_write} of the run's writer mid-run), {n} commands started, "
+          f"{time.time() - t0:.0f} s: "
           f"exit codes of the unkilled {sorted(set(rcs))} ({len(rcs)} commands), store equals clean run: {same}, "
           f"`reid store check` exit {check.returncode}, tracebacks: {tracebacks}, runs {len(store.runs())}, "
           f"tracks {len(store.tracks())}")

@@ -143,12 +143,12 @@ def _open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWrit
     MPEG-4 part 2 ('mp4v', which players and OpenCV read, browsers mostly do not)."""
     global _AVC1_OK
     if _AVC1_OK is not False:
-        w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"avc1"), fps, size)
+        w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"avc1"), fps, size)
         _AVC1_OK = w.isOpened()
         if _AVC1_OK:
             return w
         w.release()
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     if not w.isOpened():
         w.release()
         raise VideoError(f"cannot write {path.name}: this OpenCV build has no MP4 encoder (neither avc1 nor mp4v)")

@@ -32,7 +32,7 @@ def positive_setting(name: str, default: float, unit: str) -> float:
 def score(value: object, what: str = "--threshold") -> float:
     """A similarity threshold or floor: a finite number in 0..1."""
     try:
-        v = float(value)  # type: ignore[arg-type]
+        v = float(value)  # type: ignore[arg-type]  # any object on purpose: float() raising is the check
     except (TypeError, ValueError):
         raise InputError(f"{what} must be a number between 0 and 1, got {value!r}") from None
     if not math.isfinite(v) or not 0.0 <= v <= 1.0:
@@ -45,7 +45,7 @@ def count(value: object, what: str = "--top-k", minimum: int = 1) -> int:
     if isinstance(value, float) and not value.is_integer():  # also NaN and infinities
         raise InputError(f"{what} must be a whole number, got {value!r}")
     try:
-        v = int(value)  # type: ignore[arg-type]
+        v = int(value)  # type: ignore[call-overload]  # any object on purpose: int() raising is the check
     except (TypeError, ValueError):
         raise InputError(f"{what} must be a whole number, got {value!r}") from None
     if v < minimum:

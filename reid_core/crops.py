@@ -70,6 +70,7 @@ def image_size(data: bytes) -> tuple[int, int]:
             with Image.open(io.BytesIO(data)) as im:
                 return im.size
     except Image.DecompressionBombError:  # PIL refuses to even open images over twice its own limit
+        assert Image.MAX_IMAGE_PIXELS is not None  # PIL raises DecompressionBombError only while it has a limit
         raise InputError(f"the image is over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP; images up to "
                          f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP are accepted: crop or shrink it first") from None
     except (UnidentifiedImageError, OSError, ValueError, ImportError):

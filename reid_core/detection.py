@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from reid_core.precision import effective, ov_config
 from reid_core.types import Box, Detection
 from reid_core.weights import resolve
+
+if TYPE_CHECKING:
+    from ultralytics.engine.results import Results
 
 PERSON_CLASS = 0
 
@@ -45,10 +49,12 @@ class PersonDetector:
 
         self._model.predict(np.zeros((64, 64, 3), np.uint8), conf=self.config.conf, imgsz=self.config.imgsz,
                             verbose=False)
-        backend = getattr(self._model.predictor.model, "backend", None)
+        # ultralytics annotates Model.predictor as None only; the predict() call above has set it
+        backend = getattr(self._model.predictor.model, "backend", None)  # type: ignore[attr-defined]
         compile_model = getattr(backend, "compile_model", None)
         if not isinstance(compile_model, partial):  # not the OpenVINO backend: nothing to pin
             return "unknown"
+        assert backend is not None  # compile_model came from it
         keywords = dict(compile_model.keywords)
         keywords["config"] = {**keywords.get("config", {}), **ov_config()}
         backend.compile_model = partial(compile_model.func, **keywords)
@@ -58,10 +64,15 @@ class PersonDetector:
     def detect(self, frame_bgr: np.ndarray, frame_index: int = 0) -> list[Detection]:
         c = self.config
         with self._lock:
-            result = self._model.predict(frame_bgr, classes=[PERSON_CLASS], conf=c.conf, imgsz=c.imgsz,
-                                         verbose=False)[0]
-        xyxy = result.boxes.xyxy.cpu().numpy()
-        conf = result.boxes.conf.cpu().numpy()
+            # predict() without stream=True returns a list of Results, but ultralytics annotates the streaming
+            # iterator and raw tensors into the same return type
+            results = cast("list[Results]", self._model.predict(frame_bgr, classes=[PERSON_CLASS], conf=c.conf,
+                                                                imgsz=c.imgsz, verbose=False))
+        boxes = results[0].boxes
+        assert boxes is not None  # a detect model's results always carry boxes
+        # Boxes.xyxy/conf are annotated Tensor | ndarray; a predictor's boxes are tensors
+        xyxy = boxes.xyxy.cpu().numpy()  # type: ignore[union-attr]
+        conf = boxes.conf.cpu().numpy()  # type: ignore[union-attr]
         out = []
         for (x1, y1, x2, y2), s in zip(xyxy, conf):
             if y2 - y1 >= c.min_height:

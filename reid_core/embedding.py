@@ -11,13 +11,14 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from reid_core import images, offline
-from reid_core.precision import effective, inference_precision, ov_config
 from reid_core.crops import CROP_H, CROP_W
 from reid_core.errors import InputError, WeightsError
+from reid_core.precision import InferencePrecision, effective, inference_precision, ov_config
 from reid_core.vectors import l2_normalize
 from reid_core.weights import resolve
 
@@ -44,7 +45,8 @@ SPECS = {
 # Chosen by cross-camera measurement (bench/eval_cross.py, docs/evaluation.md): best average over PETS persons,
 # VIPeR, PRID and GRID of the candidates here.
 DEFAULT_MODEL = "person-reidentification-retail-0287"
-BACKENDS = ("openvino", "torch")
+Backend = Literal["openvino", "torch"]  # OpenVINO IR (fast) or plain PyTorch (the reference)
+BACKENDS: tuple[Backend, ...] = ("openvino", "torch")
 
 
 def _check_crops(crops: np.ndarray) -> np.ndarray:
@@ -122,7 +124,7 @@ STATIC_BATCHES = (32, 8, 1)
 class OpenVINOEmbedder(Embedder):
     backend = "openvino"
 
-    def __init__(self, name: str, spec: ModelSpec, flip: bool, precision: str | None = None):
+    def __init__(self, name: str, spec: ModelSpec, flip: bool, precision: InferencePrecision | None = None):
         super().__init__(name, spec, flip)
         import openvino as ov
 
@@ -294,7 +296,7 @@ def load_embedder(name: str = DEFAULT_MODEL, backend: str = "openvino", flip: bo
 
 
 @lru_cache(maxsize=8)
-def _load_embedder(name: str, backend: str, flip: bool, version: str, _precision: str) -> Embedder:
+def _load_embedder(name: str, backend: str, flip: bool, version: str, _precision: InferencePrecision) -> Embedder:
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if name not in SPECS:

@@ -7,7 +7,8 @@ ends (never at the same time: two boxes in one frame are two people), where the 
 centre within reach of the chain's last box, growing with the gap), and when it looks like the chain (cosine >=
 the embedder's link similarity). The gap may be `SHORT_GAP_S`; up to `LONG_GAP_S` when the person vanished and
 reappeared inside the picture (occluded or missed by the detector: a person standing behind another can go
-undetected for seconds), never when the chain ended at the picture's edge (they walked out: the visit is over). Ambiguity stops the chain: if two fragments qualify about equally,
+undetected for seconds), never when the chain ended at the picture's edge (they walked out: the visit is over).
+Ambiguity stops the chain: if two fragments qualify about equally,
 or the fragment's own best predecessor is someone else's segment, the chain ends there rather than guess.
 
 The enrolled crops are then checked against each other and against the gallery: crops far from the enrolled mean
@@ -102,7 +103,7 @@ def pick_person(tracks: list[Track], from_frame: int, to_frame: int, at_frame: i
             raise InputError(f"the picked frame {at_frame} is outside the range {from_frame}..{to_frame}")
         picked = _track_at(tracks, at_frame, box) or _track_at(tracks, at_frame, box, int(SHORT_GAP_S * fps))
         if picked is None:
-            people = [f"track {t.label} at {_xywh(t.box_at(at_frame))}" for t in tracks if t.box_at(at_frame)]
+            people = [f"track {t.label} at {_xywh(b)}" for t in tracks if (b := t.box_at(at_frame))]
             raise StoreError(f"nobody tracked is at the picked point {int(box.x)},{int(box.y)} in frame {at_frame}; "
                              f"{len(people)} people are in that frame" + (f" ({'; '.join(people)}, boxes x,y,w,h)"
                                                                            if people else ""),
@@ -240,7 +241,7 @@ def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_f
     scores = gallery.scores(mean)
     others = {n: s for n, s in scores.items() if n != name and s >= threshold}
     if others:
-        best = max(others, key=others.get)
+        best = max(others, key=others.__getitem__)
         warnings.append(f"this person already matches {best!r} (score {others[best]:.2f} >= threshold "
                         f"{threshold:.2f}): the same person twice, or two look-alikes")
     if name in scores and scores[name] < threshold:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-import json
 import os
 import queue
 import socket
@@ -22,9 +21,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, cast, overload
 
 import numpy as np
 import psutil
@@ -34,8 +34,8 @@ from reid_core import names
 from reid_core.detection import PersonDetector
 from reid_core.embedding import Embedder, load_embedder
 from reid_core.errors import OverlapError, StoreError
-from reid_core.store import CropMeta, RunRecord, Store, VideoRecord, crop_key
 from reid_core.settings import IngestSettings, ingest_settings
+from reid_core.store import CropMeta, RunRecord, Store, VideoRecord, crop_key
 from reid_core.tracking import Tracker
 from reid_core.types import Box, Detection, Track, VideoInfo
 from reid_core.video import check_range, probe, read_frames
@@ -91,6 +91,7 @@ def _run_id(video_id: str, from_frame: int, to_frame: int, stride: int, settings
 def _pack_pending(work: _FrameWork, zero_weak: float) -> bytes:
     buf = io.BytesIO()
     dets = np.array([[d.box.x, d.box.y, d.box.w, d.box.h, d.score] for d in work.detections], np.float64)
+    assert work.features is not None, "packed after _embed_and_track filled the features"
     feats = work.features.copy()
     feats[[d.score < zero_weak for d in work.detections]] = 0
     np.savez(buf, dets=dets.reshape(-1, 5), feats=feats)
@@ -154,11 +155,14 @@ def _embed_and_track(chunk: list[_FrameWork], embedder: Embedder, tracker: Track
     for work in chunk:
         work.features = np.zeros((len(work.detections), embedder.dim), np.float32)
     for (work, i), f in zip(todo, feats):
+        assert work.features is not None, "zero-filled just above"
         work.features[i] = f
     for work in chunk:
+        assert work.features is not None, "zero-filled just above"
         work.assigned = tracker.update(work.detections, work.features)
     late = [(w, i) for w in chunk for i, _ in w.assigned if w.detections[i].score < strong]
     for (work, i), f in zip(late, _embed(embedder, [(w.image, w.detections[i].box) for w, i in late])):
+        assert work.features is not None, "zero-filled just above"
         work.features[i] = f  # after tracking: the tracker saw zeros for these, and the replay must too
     for work in chunk:  # what resume replays: exactly what the tracker was given
         work.pending = _pack_pending(work, zero_weak=strong)
@@ -166,6 +170,24 @@ def _embed_and_track(chunk: list[_FrameWork], embedder: Embedder, tracker: Track
 
 def _embed(embedder: Embedder, items: list[tuple[np.ndarray, Box]]) -> np.ndarray:
     return embedder.embed(crop_ops.to_model_inputs([crop_ops.cut(image, box) for image, box in items]))
+
+
+@overload
+def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int | None = None, stride: int = 1,
+                     settings: IngestSettings | None = None, progress: Progress | None = None,
+                     with_features: Literal[False] = False) -> list[Track]: ...
+
+
+@overload
+def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int | None = None, stride: int = 1,
+                     settings: IngestSettings | None = None, progress: Progress | None = None, *,
+                     with_features: Literal[True]) -> tuple[list[Track], dict[int, np.ndarray]]: ...
+
+
+@overload
+def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int | None = None, stride: int = 1,
+                     settings: IngestSettings | None = None, progress: Progress | None = None,
+                     with_features: bool = False) -> list[Track] | tuple[list[Track], dict[int, np.ndarray]]: ...
 
 
 def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int | None = None, stride: int = 1,
@@ -189,6 +211,7 @@ def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int 
                 t.frames.append(work.frame)
                 t.boxes.append(det.box)
                 t.scores.append(det.score)
+                assert work.features is not None, "_embed_and_track filled the features"
                 feats.setdefault(tid, []).append(work.features[di])
         done += len(chunk)
         if progress:
@@ -216,6 +239,7 @@ def ingest(video_path: str | Path, store: Store, camera: str | None = None, from
     try:
         claim = _claim_waiting(store, info, camera, run_id, start, stop, stride, settings, owner, replace, progress)
         video = claim.video
+        assert video is not None and claim.run is not None, "a reuse/new/resume claim has both (only wait lacks video)"
         if claim.action == "reuse":
             run = claim.run
             return IngestResult(video, run, True, False, len(run.track_map), run.crops, time.time() - t0)
@@ -438,7 +462,8 @@ def check_store_embedder(store: Store, settings: IngestSettings) -> None:
 
 
 def _check_embedder(runs: list[RunRecord], settings: IngestSettings) -> None:
-    others = {r.settings.get("embedder") for r in runs} - {settings.embedder}
+    # every stored run's settings hold its embedder (IngestSettings.as_dict), so these are names
+    others = cast("set[str]", {r.settings.get("embedder") for r in runs} - {settings.embedder})
     if others:
         raise StoreError(f"this store holds features of {', '.join(sorted(others))}; it cannot also hold "
                          f"{settings.embedder}'s",
@@ -470,6 +495,7 @@ def _commit_chunk(store: Store, run: RunRecord, video: VideoRecord, chunk: list[
                 key = crop_key(video.video_id, work.frame, di)
                 meta = CropMeta(video.video_id, video.camera, work.frame, det.box.as_list(), round(det.score, 4),
                                 store_tid, r.run_id)
+                assert work.features is not None, "_embed_and_track filled the features"
                 store.put_crop(txn, key, jpegs[(work.frame, di)], meta, work.features[di])
                 per_track.setdefault(store_tid, []).append(key)
                 r.crops += 1

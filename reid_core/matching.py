@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -24,10 +25,12 @@ from reid_core.store import Store
 from reid_core.types import Box, Identity, Match, Track
 from reid_core.vectors import l2_normalize
 
+AggregationMethod = Literal["mean", "quality"]  # a set of crops -> one feature: plain mean, or quality-weighted
 MIN_TRACK_CROPS = 3  # shorter tracks are mostly detector flicker; they still get scored but never chosen first
 
 
-def aggregate(features: np.ndarray, boxes: list[Box], scores: list[float], method: str = "mean") -> np.ndarray:
+def aggregate(features: np.ndarray, boxes: list[Box], scores: list[float],
+              method: AggregationMethod = "mean") -> np.ndarray:
     """One feature for a set of crops: plain mean, or weighted by detector score x box height (small, uncertain
     boxes count less)."""
     if method == "mean":
@@ -38,7 +41,7 @@ def aggregate(features: np.ndarray, boxes: list[Box], scores: list[float], metho
     raise InputError(f"unknown aggregation {method!r}: use 'mean' or 'quality'")
 
 
-def track_feature(store: Store, track: Track, method: str = "mean") -> np.ndarray:
+def track_feature(store: Store, track: Track, method: AggregationMethod = "mean") -> np.ndarray:
     return aggregate(store.features(track.keys), track.boxes, track.scores, method)
 
 
@@ -51,7 +54,7 @@ class Gallery:
     centroids: list[np.ndarray]  # per identity: (n_tracks, D)
 
     @classmethod
-    def load(cls, store: Store, method: str = "mean", settings: Settings | None = None) -> Gallery:
+    def load(cls, store: Store, method: AggregationMethod = "mean", settings: Settings | None = None) -> Gallery:
         segments = current(settings).segments
         names, cents = [], []
         for ident in store.identities():
@@ -70,7 +73,7 @@ class Gallery:
         scores = self.scores(feature)
         if not scores:
             return Match(None, None, 0.0, threshold)
-        best = max(scores, key=scores.get)
+        best = max(scores, key=scores.__getitem__)
         return Match(best if scores[best] >= threshold else None, best, scores[best], threshold)
 
 
@@ -88,6 +91,7 @@ def identity_segments(store: Store, ident: Identity,
         t.frames.append(c.frame)
         t.boxes.append(c.box)
         t.scores.append(c.score)
+        assert c.feature is not None  # fetched with feature=True
         feats.setdefault(c.track_id, []).append(c.feature)
     out = []
     for tid, t in groups.items():
@@ -116,7 +120,7 @@ class TrackDecision:
 
 
 def identify(store: Store, video: str | Path, from_frame: int = 0, to_frame: int | None = None,
-             threshold: float | None = None, method: str = "mean",
+             threshold: float | None = None, method: AggregationMethod = "mean",
              progress: Progress | None = None, settings: Settings | None = None) -> list[TrackDecision]:
     """Every track in the range -> the enrolled identity it is, or unknown (identity None); best_match and score
     are always given so a caller can sweep thresholds from one run."""
@@ -144,7 +148,7 @@ class VerifyResult:
 
 
 def verify(store: Store, video: str | Path, claim: str, from_frame: int = 0, to_frame: int | None = None,
-           threshold: float | None = None, method: str = "mean",
+           threshold: float | None = None, method: AggregationMethod = "mean",
            progress: Progress | None = None, settings: Settings | None = None) -> VerifyResult:
     ident = store.identity(claim)
     if ident is None or not ident.keys:

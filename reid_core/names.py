@@ -96,10 +96,10 @@ def _prototypes() -> dict[str, str]:
     for c in seen:
         groups.setdefault(find(c), []).append(c)
 
-    def plainness(c: str) -> tuple:
+    def plainness(c: str) -> tuple[bool, bool, bool, int]:
         return (not (c.isascii() and c.islower()), not (c.isascii() and c.isalpha()), not c.isascii(), ord(c))
 
-    table = {}
+    table: dict[str, str] = {}
     for members in groups.values():
         proto = min(members, key=plainness)
         table.update((c, proto) for c in members)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from reid_core.errors import InputError
 
-CHOICES = ("auto", "f32", "bf16")
+Precision = Literal["auto", "f32", "bf16"]  # $REID_PRECISION: the CPU's best, or forced
+InferencePrecision = Literal["f32", "bf16"]  # what a compiled model is asked to compute in
+CHOICES: tuple[Precision, ...] = ("auto", "f32", "bf16")
 ENV = "REID_PRECISION"
 
 
@@ -28,14 +31,14 @@ def cpu_has_bf16() -> bool:
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def requested() -> str:
+def requested() -> Precision:
     value = (os.environ.get(ENV) or "auto").strip().lower()
     if value not in CHOICES:
         raise InputError(f"{ENV}={value!r} is not one of {', '.join(CHOICES)}")
     return value
 
 
-def inference_precision() -> str:
+def inference_precision() -> InferencePrecision:
     """'f32' or 'bf16': the hint passed to every compiled model."""
     value = requested()
     if value == "auto":

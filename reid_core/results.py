@@ -99,7 +99,8 @@ def export(result: dict, path: str | Path) -> Path:
             w.writerow(["track_id", "segment", "identity", "best_match", "score", "threshold", "first_frame",
                         "last_frame", "crops", "video", "video_id", "camera", "first_s", "last_s", "boxes"])
             for t in result["tracks"]:
-                w.writerow([t["track_id"], t.get("segment", 0), t["identity"] or UNKNOWN, t["best_match"] or "", t["score"],
+                w.writerow([t["track_id"], t.get("segment", 0), t["identity"] or UNKNOWN, t["best_match"] or "",
+                            t["score"],
                             result.get("threshold", ""), t["frames"][0] if t["frames"] else "",
                             t["frames"][-1] if t["frames"] else "", len(t["frames"]),
                             result.get("video") or "", result.get("video_id") or "",

@@ -64,7 +64,8 @@ def split_indices(n: int, cuts: list[int]) -> list[range]:
 
 def split_track(track: Track, feats: np.ndarray, config: SegmentConfig = SegmentConfig()) -> list[Track]:
     """The track's segments (the track itself when it holds one appearance). Segments keep the track id and are
-    numbered by `segment` 1, 2, ... in time order (0 means a whole track); `feats` are the track's crop features in the track's order."""
+    numbered by `segment` 1, 2, ... in time order (0 means a whole track); `feats` are the track's crop features in
+    the track's order."""
     order = np.argsort(np.asarray(track.frames), kind="stable")
     parts = split_indices(len(order), cut_points(feats[order], config))
     if len(parts) == 1:

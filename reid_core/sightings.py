@@ -13,6 +13,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
 from reid_core.errors import InputError, StoreError
 from reid_core.matching import Gallery, identity_segments, track_feature
@@ -21,8 +22,9 @@ from reid_core.stitching import video_tracks
 from reid_core.store import Store, VideoRecord
 from reid_core.types import Box, Track
 
-ENROLLED = "enrolled"
-MATCHED = "matched"
+SightingSource = Literal["enrolled", "matched"]
+ENROLLED: Final = "enrolled"
+MATCHED: Final = "matched"
 CSV_COLUMNS = ("identity", "source", "camera", "video", "video_id", "track", "first_frame", "last_frame", "start_s",
                "end_s", "crops", "score")
 
@@ -30,7 +32,7 @@ CSV_COLUMNS = ("identity", "source", "camera", "video", "video_id", "track", "fi
 @dataclass(frozen=True)
 class Sighting:
     identity: str
-    source: str  # ENROLLED or MATCHED
+    source: SightingSource  # ENROLLED or MATCHED
     video_id: str
     video: str  # the path the video was ingested from
     camera: str
@@ -97,7 +99,7 @@ def _outside(t: Track, spans: list[tuple[int, int]]) -> list[tuple[list[int], li
     return pieces
 
 
-def _sighting(name: str, source: str, t: Track, frames: list[int], boxes: list[Box], score: float | None,
+def _sighting(name: str, source: SightingSource, t: Track, frames: list[int], boxes: list[Box], score: float | None,
               video: VideoRecord | None) -> Sighting:
     fps = video.fps if video is not None and video.fps and video.fps > 0 else None
     return Sighting(identity=name, source=source, video_id=t.video_id, video=video.path if video else "",
@@ -131,7 +133,13 @@ def timeline_figure(found: list[Sighting], title: str = ""):
         ax.set_yticks([])
         ax.set_xlabel("time (s)")
         return fig
-    spans = [(s.start_s, s.end_s) if seconds else (s.first_frame, s.last_frame) for s in found]
+    def extent(s: Sighting) -> tuple[float, float]:
+        if not seconds:
+            return s.first_frame, s.last_frame
+        assert s.start_s is not None and s.end_s is not None, "seconds: every sighting has a start (and so an end)"
+        return s.start_s, s.end_s
+
+    spans = [extent(s) for s in found]
     least = max(1e-3, (max(b for _, b in spans) - min(a for a, _ in spans)) / 300)  # one-frame sightings stay visible
     for s, (start, end) in zip(found, spans):
         y = rows.index((s.camera, s.video))

@@ -31,8 +31,8 @@ import lmdb
 import numpy as np
 
 from reid_core import names
-from reid_core.names import validate_name  # also the public name callers import from the store
 from reid_core.errors import StoreError
+from reid_core.names import validate_name  # also the public name callers import from the store
 from reid_core.store_env import SharedEnv, shared_env, translate
 from reid_core.types import Box, Crop, Identity, Track
 
@@ -335,9 +335,13 @@ class Store:
                 crop = Crop(key, meta["video_id"], meta["camera"], meta["frame"], Box(*meta["box"]), meta["score"],
                             meta["track_id"])
                 if jpeg:
-                    crop.jpeg = bytes(txn.get(k, db=self.db["crops"]))
+                    raw_jpeg = txn.get(k, db=self.db["crops"])
+                    assert raw_jpeg is not None  # put_crop writes a crop's jpeg with its meta, in one transaction
+                    crop.jpeg = bytes(raw_jpeg)
                 if feature:
-                    crop.feature = np.frombuffer(txn.get(k, db=self.db["feats"]), np.float32).copy()
+                    raw_feat = txn.get(k, db=self.db["feats"])
+                    assert raw_feat is not None  # put_crop writes a crop's feature with its meta, in one transaction
+                    crop.feature = np.frombuffer(raw_feat, np.float32).copy()
                 out.append(crop)
         return out
 
@@ -572,7 +576,7 @@ def check_store(store: Store, max_listed: int = 50) -> CheckReport:
                         bad(f"crop {key}: its track {m['track_id']} does not exist")
                 elif key not in set(t["keys"]):
                     bad(f"crop {key}: track {m['track_id']} does not list it")
-            for tk, t in tracks.items():
+            for t in tracks.values():
                 for key in t["keys"]:
                     if key not in metas:
                         bad(f"track {t['track_id']}: lists missing crop {key}")

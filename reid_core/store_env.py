@@ -22,7 +22,6 @@ import os
 import shutil
 import struct
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,9 +212,9 @@ class SharedEnv:
         self._lock_fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         self._writers = 0
         self._writers_lock = threading.Lock()
-        self.env: lmdb.Environment | None = None
-        self.dbs: dict[str, object] = {}
-        self.inode = None
+        self.env: lmdb.Environment  # set by self._open() below: a SharedEnv always holds an open environment
+        self.dbs: dict[str, lmdb._Database] = {}
+        self.inode: tuple[int, int] | None = None
         self.closed = True
         self._flock(fcntl.LOCK_SH)
         try:
@@ -242,7 +241,7 @@ class SharedEnv:
                     self._flock(fcntl.LOCK_UN)
 
     # -- opening
-    def _data_inode(self):
+    def _data_inode(self) -> tuple[int, int] | None:
         try:
             st = os.stat(self.path / "data.mdb")
         except FileNotFoundError:

@@ -85,7 +85,8 @@ def probe(path: str | Path) -> VideoInfo:
     finally:
         cap.release()
     if count <= 0:
-        raise VideoError(f"{path}: the container reports no frames; re-encode it (e.g. ffmpeg -i in -c:v libx264 out.mp4)")
+        raise VideoError(f"{path}: the container reports no frames; re-encode it "
+                         f"(e.g. ffmpeg -i in -c:v libx264 out.mp4)")
     return VideoInfo(path=str(path), video_id=file_sha256(path), fps=fps, frame_count=count, width=w, height=h)
 
 
@@ -130,6 +131,7 @@ def read_frames(path: str | Path, from_frame: int = 0, to_frame: int | None = No
                                      f"(the file is truncated or the container's frame count is wrong)")
                 return
             if wanted:
+                assert frame is not None  # cap.read() returned ok, so it returned a frame
                 yield index, frame
             index += 1
     finally:

@@ -65,7 +65,7 @@ def resolve(name: str) -> ModelFiles:
         raise WeightsError(f"unknown model {name!r}; known models: {', '.join(sorted(models))}")
     entry = models[name]
     dirs = search_dirs()
-    problems = []
+    problems: list[str] = []
     for d in dirs:
         candidates = [d / f["path"] for f in entry["files"]]
         if not all(p.is_file() for p in candidates):

@@ -43,5 +43,4 @@ def served(demo):
 # here for now; they use the real-data fixtures and `from tests.conftest import GT, PERSONS`. Re-exported so they
 # keep working (the fixtures cache their store per session, so it is built once for both directories). Remove this
 # block when those files move to tests/integration/ (and tests/unit/ for their pure parts).
-from tests.integration.conftest import (GT, PERSONS, PETS, SHARED, VIDEO, cli_env, pets_store,  # noqa: E402,F401
-                                        store_copy)
+from tests.integration.conftest import GT, PERSONS, PETS, SHARED, VIDEO, cli_env, pets_store, store_copy  # noqa: E402,F401

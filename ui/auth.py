@@ -6,7 +6,8 @@ variable that a small ASGI middleware sets for every HTTP request (`ClientAddres
 `app_kwargs`). The callable is async so the growing delay sleeps without blocking the server's event loop.
 
 Policy (settings in brackets): every failure of a user name adds a delay before the next answer,
-`delay * 2**(failures - 1)` capped at 4 s [REID_LOGIN_DELAY_S, default 0.5], a client's every 4 failures; after `max_failures` failures
+`delay * 2**(failures - 1)` capped at 4 s [REID_LOGIN_DELAY_S, default 0.5], a client's every 4 failures; after
+`max_failures` failures
 [REID_LOGIN_MAX_FAILURES, default 5 per user name, 4x that per client, since one office NAT may hold many users]
 that name or client is locked out for `lockout` seconds [REID_LOGIN_LOCKOUT_S, default 30], doubled for each
 further lockout up to an hour. While locked, answers are immediate 429s and the password is not even checked, so

@@ -70,7 +70,8 @@ def run_button(button: gr.Button, fn: Callable, inputs: Sequence, outputs: Seque
     """`button` starts `fn`, greyed out until it has finished (or failed), so a double-click or an impatient second
     click cannot start the same job twice; the progress bar shows on one component (`progress_on`), not on every
     output. Returns the job's event, for chaining."""
-    lock = button.click(lambda: gr.update(interactive=False), None, button, queue=False, api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    lock = button.click(lambda: gr.update(interactive=False), None, button, queue=False, api_name=False)  # type: ignore[arg-type]
     job = lock.then(fn, list(inputs), list(outputs), api_name=api_name,
                     show_progress_on=progress_on if progress_on is not None else None)
     job.then(lambda: gr.update(interactive=True), None, button, queue=False, api_name=False)

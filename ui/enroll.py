@@ -95,7 +95,9 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
         return text, thumbs(get_files(), get_store(), r.sample_keys, r.identity.name), result
 
     video.change(show, [video, at_frame], [preview, message], api_name=False)
-    at_frame.change(show, [video, at_frame], [preview, message], api_name=False)
-    preview.select(picked, None, click, api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    at_frame.change(show, [video, at_frame], [preview, message], api_name=False)  # type: ignore[arg-type]
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    preview.select(picked, None, click, api_name=False)  # type: ignore[arg-type]
     run_button(go, run, [video, start, stop, name, at_frame, click, force], [message, sample, details], "enroll",
                progress_on=message)

@@ -97,7 +97,7 @@ class AppFiles:
         """Delete files older than the retention period, then empty folders. Returns the number of files."""
         now = time.time() if now is None else now
         removed = 0
-        for dirpath, dirnames, filenames in os.walk(self.root, topdown=False):
+        for dirpath, _, filenames in os.walk(self.root, topdown=False):
             for name in filenames:
                 path = Path(dirpath) / name
                 try:

@@ -58,7 +58,8 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
             new_name = gr.Textbox(label="New name")
             rename_btn = gr.Button("Rename")
         with gr.Row():
-            target = gr.Dropdown(label="Merge the selected identity into", choices=[], value=None, allow_custom_value=True)
+            target = gr.Dropdown(label="Merge the selected identity into", choices=[], value=None,
+                                 allow_custom_value=True)
             merge_btn = gr.Button("Merge")
         delete_btn = gr.Button("Delete the selected identity and its crops", variant="stop")
         with gr.Row(visible=False) as confirm_row:
@@ -91,7 +92,7 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
     # ---- one identity: sightings, timeline, segments ----------------------------------------------------------
     def details(identity: str | None):
         who = identity
-        empty = (None, [], [], [], [])
+        empty: tuple[None, list[list[object]], list[list[object]], list[object], list[object]] = (None, [], [], [], [])
         if not who:
             return "", *empty
         store = get_store()
@@ -186,10 +187,13 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
 
     refresh.click(listing, None, listing_outputs, api_name="gallery_list")
     if tab is not None:
-        tab.select(listing, None, listing_outputs, api_name=False)  # thumbnails are there when the tab opens
-    thumbs.select(pick_tile, None, name, api_name=False)
+        # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+        tab.select(listing, None, listing_outputs, api_name=False)  # type: ignore[arg-type]  # thumbnails are there when the tab opens
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    thumbs.select(pick_tile, None, name, api_name=False)  # type: ignore[arg-type]
     name.change(details, [name], details_outputs, api_name="gallery_identity")
-    sighting_table.select(look, [seen], viewer.outputs, api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    sighting_table.select(look, [seen], viewer.outputs, api_name=False)  # type: ignore[arg-type]
     run_button(clip_btn, make_clip, [seen, name], [clip, clip_note], "gallery_clip", progress_on=clip)
     remove_btn.click(remove, [name, wrong], details_outputs, api_name="gallery_remove")
     def rename_endpoint(identity, new_name):
@@ -203,8 +207,10 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
 
     rename_btn.click(rename_endpoint, [name, new_name], listing_outputs, api_name="gallery_rename")
     merge_btn.click(merge_endpoint, [name, target], listing_outputs, api_name="gallery_merge")
-    delete_btn.click(ask_delete, [name], [confirm_row, confirm_text, message], api_name=False)
-    cancel_btn.click(lambda: gr.update(visible=False), None, confirm_row, api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    delete_btn.click(ask_delete, [name], [confirm_row, confirm_text, message], api_name=False)  # type: ignore[arg-type]
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    cancel_btn.click(lambda: gr.update(visible=False), None, confirm_row, api_name=False)  # type: ignore[arg-type]
     confirm_btn.click(delete_endpoint, [name], listing_outputs, api_name="gallery_delete").then(
         lambda: gr.update(visible=False), None, confirm_row, api_name=False)
 

@@ -15,8 +15,7 @@ from reid_core.matching import TrackDecision, identify
 from reid_core.results import UNKNOWN, decisions_json, export, refine
 from reid_core.settings import Settings
 from reid_core.video import probe
-from ui.common import (error_text, files_getter, frame_range, progress_of, run_button, threshold_slider,
-                       video_inputs)
+from ui.common import error_text, files_getter, frame_range, progress_of, run_button, threshold_slider, video_inputs
 from ui.fields import optional_frame
 from ui.files import AppFiles
 from ui.markdown import md
@@ -106,8 +105,8 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
             return s, "**Upload a video first.**", [], [], None, None
         try:
             a, b = frame_range(from_frame, to_frame)
-            ds = identify(get_store(), video, a, b, checks.score(threshold, "threshold"), progress=progress_of(progress),
-                          settings=settings)
+            ds = identify(get_store(), video, a, b, checks.score(threshold, "threshold"),
+                          progress=progress_of(progress), settings=settings)
             s = Identified(video, probe(video).video_id, ds)
         except ReidError as err:
             return s, error_text("Cannot identify", err), [], [], None, None
@@ -138,13 +137,17 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
     refine_inputs = [state, threshold, only, show_from, show_to, min_crops]
     threshold.release(render, refine_inputs, outputs, api_name="identify_refine")
     for control in (only, show_from, show_to):
-        control.change(render, refine_inputs, outputs, api_name=False)
-    min_crops.release(render, refine_inputs, outputs, api_name=False)
+        # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+        control.change(render, refine_inputs, outputs, api_name=False)  # type: ignore[arg-type]
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    min_crops.release(render, refine_inputs, outputs, api_name=False)  # type: ignore[arg-type]
     if example is not None:  # one click fills the inputs and runs: a first visitor sees it work
         gr.Examples([[str(example), "", ""]], [video, start, stop], outputs, fn=lambda v, a, b: run(
             v, a, b, settings.threshold, "", "", "", 0), run_on_click=True, cache_examples=False,
             label="Example: the first 17 s of PETS09-S2L1")
     only.focus(lambda: gr.update(choices=["", UNKNOWN] + [i.name for i in get_store().identities()]), None, only,
-               api_name=False)
-    gallery.select(look, [state], viewer.outputs, api_name=False)
+               # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+               api_name=False)  # type: ignore[arg-type]
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    gallery.select(look, [state], viewer.outputs, api_name=False)  # type: ignore[arg-type]
     run_button(clip_btn, make_clip, [state], [clip, clip_note], "identify_clip", progress_on=clip)

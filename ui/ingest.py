@@ -53,8 +53,10 @@ def build(get_store: Callable[[], object], settings: Settings, example: Path | N
     result = gr.Markdown()
     if example is not None:
         gr.Examples([[str(example)]], [video], label="Example: the first 17 s of PETS09-S2L1")
-    video.change(_range_info, [video, from_frame], [summary, preview], api_name=False)
-    from_frame.change(_range_info, [video, from_frame], [summary, preview], api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    video.change(_range_info, [video, from_frame], [summary, preview], api_name=False)  # type: ignore[arg-type]
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    from_frame.change(_range_info, [video, from_frame], [summary, preview], api_name=False)  # type: ignore[arg-type]
 
     def run(video, camera, from_frame, to_frame, stride, replace=False, progress=gr.Progress()):
         if not video:
@@ -63,7 +65,8 @@ def build(get_store: Callable[[], object], settings: Settings, example: Path | N
             name = validate_camera(camera) if (camera or "").strip() else None
             a, b = frame_range(from_frame, to_frame)
             res = ingest(video, get_store(), camera=name, from_frame=a, to_frame=b,
-                         stride=checks.count(stride or 1, "every K-th frame"), replace=bool(replace), settings=settings.ingest,
+                         stride=checks.count(stride or 1, "every K-th frame"), replace=bool(replace),
+                         settings=settings.ingest,
                          progress=progress_of(progress))
         except ReidError as e:
             return error_text("Not ingested", e)

@@ -84,6 +84,8 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
 
     run_button(go, run, [image, top_k, min_score, camera, f0, f1], [results, note, table, exports, shown],
                "search_image", progress_on=note)
-    results.select(look, [shown], viewer.outputs, api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    results.select(look, [shown], viewer.outputs, api_name=False)  # type: ignore[arg-type]
     camera.focus(lambda: gr.update(choices=[""] + sorted({v.camera for v in get_store().videos()})), None, camera,
-                 api_name=False)
+                 # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+                 api_name=False)  # type: ignore[arg-type]

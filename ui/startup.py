@@ -10,8 +10,8 @@ from pathlib import Path
 
 from reid_core.errors import ReidError, WeightsError
 from reid_core.ingest import models_for
-from reid_core.settings import IngestSettings
 from reid_core.offline import cache_dir
+from reid_core.settings import IngestSettings
 from reid_core.weights import resolve
 
 # The bundled-or-generated example: the first seconds of PETS09-S2L1 when the data is beside the repo (it is not
@@ -74,7 +74,7 @@ def example_clip(frames: int = EXAMPLE_FRAMES) -> Path | None:
                 break
             if writer is None:
                 h, w = image.shape[:2]
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
             writer.write(image)
     finally:
         cap.release()

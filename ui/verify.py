@@ -11,8 +11,16 @@ from reid_core import checks
 from reid_core.errors import ReidError
 from reid_core.matching import VerifyResult, verify
 from reid_core.settings import Settings
-from ui.common import error_text, files_getter, frame_range, progress_of, run_button, thumbs, threshold_slider, \
-    video_inputs
+from ui.common import (
+    error_text,
+    files_getter,
+    frame_range,
+    progress_of,
+    run_button,
+    threshold_slider,
+    thumbs,
+    video_inputs,
+)
 from ui.files import AppFiles
 from ui.markdown import md
 from ui.viewer import FrameViewer, Look
@@ -73,7 +81,9 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
         c = store.get_crops([probe_keys[evt.index]], jpeg=False)[0]
         return FrameViewer.render(store, Look(c.video_id, c.frame, str(c.track_id), f"track {c.track_id}"))
 
-    claim.focus(lambda: gr.update(choices=[i.name for i in get_store().identities()]), None, claim, api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    claim.focus(lambda: gr.update(choices=[i.name for i in get_store().identities()]), None, claim, api_name=False)  # type: ignore[arg-type]
     run_button(go, run, [video, start, stop, claim, threshold], [verdict, probe_strip, enrolled_strip, keys, details],
                "verify", progress_on=verdict)
-    probe_strip.select(look, [keys], viewer.outputs, api_name=False)
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    probe_strip.select(look, [keys], viewer.outputs, api_name=False)  # type: ignore[arg-type]

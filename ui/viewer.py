@@ -39,7 +39,8 @@ class FrameViewer:
         if look is None:
             return None, ""
         try:
-            image = frame_view(store, look.path or look.video_id, look.frame, decisions, highlight=look.track_label or None)
+            image = frame_view(store, look.path or look.video_id, look.frame, decisions,
+                               highlight=look.track_label or None)
         except ReidError as err:
             return None, error_text("Cannot show the frame", err)
         video = store.video(look.video_id)

@@ -24,13 +24,13 @@ def _everywhere(
 
 
 # Each module adds its commands to `app`; the order here is the order of `reid --help`.
+from reid_core.cli import eval as _eval  # noqa: E402
 from reid_core.cli import identities as _identities  # noqa: E402
 from reid_core.cli import ingest as _ingest  # noqa: E402
 from reid_core.cli import search_text as _search_text  # noqa: E402
-from reid_core.cli import eval as _eval  # noqa: E402
-from reid_core.cli import train as _train  # noqa: E402
-from reid_core.cli import store_cmd as _store_cmd  # noqa: E402
 from reid_core.cli import sightings as _sightings  # noqa: E402
+from reid_core.cli import store_cmd as _store_cmd  # noqa: E402
+from reid_core.cli import train as _train  # noqa: E402
 
 for _module in (_ingest, _identities, _sightings, _search_text, _eval, _train, _store_cmd):
     _module.register(app)

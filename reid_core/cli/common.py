@@ -10,12 +10,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 import typer.main
 
 from reid_core.errors import ReidError
+
+if TYPE_CHECKING:  # the classes typer 0.29 raises (its bundled click); click's own have the same attributes
+    from typer._click import exceptions as click_errors
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="Store folder (default: `reid --store DIR`, "
@@ -132,7 +135,7 @@ def _bad_value(e: Exception) -> str:
     param, hint = getattr(e, "param", None), getattr(e, "param_hint", None)
     where = (hint if isinstance(hint, str) else " / ".join(hint)) if hint else (_param_name(param) if param else "")
     where = where.strip("'\"")
-    text = e.message.rstrip(".")
+    text = cast("click_errors.BadParameter", e).message.rstrip(".")  # only called for a BadParameter
     errors = getattr(e.__cause__, "errors", None)
     if callable(errors):  # the value itself is only in pydantic's error, not in typer's message
         first = (errors() or [{}])[0]
@@ -145,7 +148,7 @@ def _bad_value(e: Exception) -> str:
 
 
 def _commands(ctx: Any) -> list[str]:
-    command = getattr(ctx, "command", None)
+    command: Any = getattr(ctx, "command", None)
     return list(command.list_commands(ctx)) if hasattr(command, "list_commands") else []
 
 
@@ -203,20 +206,24 @@ def _usage_message(e: Exception, root: Any = None) -> str:
 
 
 def _what_went_wrong(e: Exception, ctx: Any) -> str:
-    message = e.format_message()
+    message = cast("click_errors.UsageError", e).format_message()  # only called for a UsageError
     if _is(e, "NoArgsIsHelpError") or message.startswith("Missing command"):
         names = _commands(ctx)
         return "missing command" + (f" (one of {', '.join(names)})" if names else "")
     if _is(e, "MissingParameter") and getattr(e, "param", None) is not None:
-        kind = e.param_type or e.param.param_type_name
-        what = _first_sentence(getattr(e.param, "help", None))
-        return f"missing {kind} {_param_name(e.param)}" + (f" ({what})" if what else "")
+        missing = cast("click_errors.MissingParameter", e)
+        param = missing.param
+        assert param is not None, "checked just above"
+        kind = missing.param_type or param.param_type_name
+        what = _first_sentence(getattr(param, "help", None))
+        return f"missing {kind} {_param_name(param)}" + (f" ({what})" if what else "")
     if _is(e, "NoSuchOption"):
-        text = f"unknown option {e.option_name}"
-        close = _closest(e.option_name, list(e.possibilities or []))
+        unknown = cast("click_errors.NoSuchOption", e)
+        text = f"unknown option {unknown.option_name}"
+        close = _closest(unknown.option_name, list(unknown.possibilities or []))
         if close:
             return text + f"; did you mean {' or '.join(f'`{p}`' for p in close)}?"
-        owners = _owners(ctx, e.option_name) if ctx is not None and _commands(ctx) else []
+        owners = _owners(ctx, unknown.option_name) if ctx is not None and _commands(ctx) else []
         if owners:
             shown = ", ".join(f"`{o}`" for o in owners[:3]) + (", ..." if len(owners) > 3 else "")
             text += f" for `{ctx.command_path}`; it belongs to {shown}: put it after the command name"
@@ -253,7 +260,7 @@ def run(app: typer.Typer) -> None:
         if _is(e, "UsageError"):
             _fail(_usage_message(e, typer.main.get_command(app)), "UsageError")
         if _is(e, "ClickException"):
-            _fail(e.format_message(), type(e).__name__)
+            _fail(cast("click_errors.ClickException", e).format_message(), type(e).__name__)
         raise
     # Without standalone mode click returns an Exit's code (--help: 0; `raise typer.Exit(1)`: 1) instead of exiting.
     sys.exit(code if isinstance(code, int) else 0)

@@ -5,7 +5,7 @@ import io
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,9 +64,10 @@ def eval_cmd(
         raise InputError("give exactly one of --mot DIR, --market DIR, --peta DIR or --features FILE.npz")
     if frames is not None and mot is None:
         raise InputError("--frames applies to --mot sequences only")
-    chosen = {"models": tuple(model) if model else None, "backend": backend, "flip": flip, "rerank": rerank,
-              "shortlist": shortlist, "aqe": aqe, "dba": dba, "tracks": tracks, "track_weight": track_weight,
-              "metric": metric}
+    # EvalSettings field -> the value given on the command line (None: not given), for replace(**given)
+    chosen: dict[str, Any] = {"models": tuple(model) if model else None, "backend": backend, "flip": flip,
+                              "rerank": rerank, "shortlist": shortlist, "aqe": aqe, "dba": dba, "tracks": tracks,
+                              "track_weight": track_weight, "metric": metric}
     given = {k: v for k, v in chosen.items() if v is not None}
     if best:
         if given:
@@ -94,6 +95,7 @@ def eval_cmd(
     else:
         if save_features is not None:
             raise InputError("--save-features applies to --mot, --market and --peta; the features are already a file")
+        assert features is not None, "exactly one source is given, and it is not --mot/--market/--peta"
         report = runner.evaluate_features(features, settings, out_dir)
     emit(report.to_dict(), json_out, lambda _: _table(report))
 

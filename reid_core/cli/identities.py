@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -10,6 +10,9 @@ from reid_core import checks
 from reid_core.cli.common import JsonOpt, StoreOpt, emit, settings, store_path, usage_error
 from reid_core.errors import InputError
 from reid_core.types import Box
+
+if TYPE_CHECKING:
+    from reid_core.matching import AggregationMethod
 
 VideoArg = Annotated[Path, typer.Argument(help="Video file.")]
 NameArg = Annotated[str, typer.Argument(help="Identity name, as `reid gallery list` shows it.")]
@@ -37,7 +40,8 @@ def _store(store):
 
 def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity name.")],
                from_frame: FromOpt = 0, to_frame: ToOpt = None,
-               at_frame: Annotated[int | None, typer.Option("--at-frame", help="Frame where you pick the person.")] = None,
+               at_frame: Annotated[int | None, typer.Option(
+                   "--at-frame", help="Frame where you pick the person.")] = None,
                box: Annotated[str | None, typer.Option(help="x,y,w,h of the person at --at-frame.")] = None,
                track: Annotated[str | None, typer.Option(
                    help="Pick the person by a stored track instead: its label as `reid identify` or `reid gallery "
@@ -118,7 +122,8 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
                  identity: Annotated[str | None, typer.Option(
                      help="Only tracks named this identity ('unknown' for the unnamed).")] = None,
                  min_crops: Annotated[int, typer.Option("--min-crops", help="Drop tracks shorter than this.")] = 0,
-                 export: Annotated[Path | None, typer.Option(help="Also write the result list to .csv or .json")] = None,
+                 export: Annotated[Path | None, typer.Option(
+                     help="Also write the result list to .csv or .json")] = None,
                  store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Name every person track in the footage, or call it unknown (open set)."""
     threshold = checks.score(threshold) if threshold is not None else None
@@ -126,11 +131,13 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
     if export is not None:  # before the work: a typo in the folder must not cost the whole run
         export = checks.export_path(export)
     from reid_core.matching import identify
-    from reid_core.results import decisions_json, export as write_export, refine
+    from reid_core.results import decisions_json, refine
+    from reid_core.results import export as write_export
 
     cfg = settings(store)
     threshold = cfg.threshold if threshold is None else threshold
-    decisions = identify(_store(store), video, from_frame, to_frame, threshold, aggregate, settings=cfg)
+    method = cast("AggregationMethod", aggregate)  # any other value: aggregate() refuses it, naming the choices
+    decisions = identify(_store(store), video, from_frame, to_frame, threshold, method, settings=cfg)
     out = decisions_json(refine(decisions, identity=identity, min_crops=min_crops), threshold,
                          _store(store).video(decisions[0].video_id) if decisions else None)
     if export:
@@ -149,12 +156,14 @@ def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (
                      top_k: Annotated[int, typer.Option("--top-k", help="How many tracks to return.")] = 10,
                      min_score: Annotated[float | None, typer.Option("--min-score", help="Similarity floor.")] = None,
                      camera: Annotated[str | None, typer.Option(help="Only this camera/source.")] = None,
-                     video_id: Annotated[str | None, typer.Option("--video-id", help="Only this video (id prefix).")] = None,
+                     video_id: Annotated[str | None, typer.Option(
+                         "--video-id", help="Only this video (id prefix).")] = None,
                      from_frame: Annotated[int | None, typer.Option(
                          "--from-frame", help="Only tracks seen at or after this frame.")] = None,
                      to_frame: Annotated[int | None, typer.Option(
                          "--to-frame", help="Only tracks seen at or before this frame.")] = None,
-                     export: Annotated[Path | None, typer.Option(help="Also write the results to .csv or .json")] = None,
+                     export: Annotated[Path | None, typer.Option(
+                         help="Also write the results to .csv or .json")] = None,
                      store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Find the stored tracks that look most like the person in IMAGE (best crop of each track, cosine)."""
     top_k = checks.count(top_k, "--top-k")
@@ -165,7 +174,8 @@ def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (
         export = checks.export_path(export)
     data = checks.image_file(image)
     from reid_core.matching import search_image
-    from reid_core.results import export as write_export, filter_hits, hits_json
+    from reid_core.results import export as write_export
+    from reid_core.results import filter_hits, hits_json
 
     s = _store(store)
     hits = filter_hits(search_image(s, data, None, settings(store)), min_score, camera, video_id, from_frame,

@@ -35,9 +35,8 @@ def ingest_cmd(
 
     from reid_core.cli.common import settings as command_settings
     from reid_core.ingest import ingest
-    from reid_core.store import Store
-
     from reid_core.names import validate_camera
+    from reid_core.store import Store
 
     if camera is not None:  # the library checks too; here it fails before the progress bar appears
         validate_camera(camera)
@@ -86,9 +85,9 @@ def embed_cmd(
 
 def info_cmd(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """What the store holds, which models are used and where each weight file was found."""
-    from reid_core.errors import WeightsError
     from reid_core.calibration import calibration_source
     from reid_core.cli.common import settings as command_settings
+    from reid_core.errors import WeightsError
     from reid_core.models import list_trained
     from reid_core.precision import cpu_has_bf16, inference_precision, requested
     from reid_core.store import Store

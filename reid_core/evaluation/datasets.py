@@ -8,6 +8,7 @@ import configparser
 import math
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,8 @@ class MotProtocol:
     def counts(self) -> ProtocolCounts:
         return ProtocolCounts(queries=len(self.query), gallery=len(self.gallery),
                               identities=len(set(self.box_pids.tolist())),
-                              query_identities=len(set(self.query.pids.tolist())), cameras=len(set(self.box_cams.tolist())),
+                              query_identities=len(set(self.query.pids.tolist())),
+                              cameras=len(set(self.box_cams.tolist())),
                               chunk_frames=self.chunk_frames, gt_boxes_used=len(self.boxes),
                               gt_boxes_too_small=self.skipped_small, gt_rows_ignored=self.skipped_ignored)
 
@@ -184,6 +186,7 @@ def find_sequence(root: str | Path) -> MotSequence:
 
             num_frames = probe(video).frame_count
         else:
+            assert image_dir is not None  # no video was looked for: img1/ has files
             num_frames = sum(1 for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     persons = root / "persons.json"
     return MotSequence(root, name, video, image_dir, gt_path, persons if persons.is_file() else None, num_frames)
@@ -271,7 +274,7 @@ def camera_frame_range(protocol: MotProtocol, cam: int) -> tuple[int, int]:
     return start, min(protocol.sequence.num_frames, start + protocol.chunk_frames) - 1
 
 
-def iter_frames(seq: MotSequence, wanted: set[int]):
+def iter_frames(seq: MotSequence, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:
     """(0-based frame index, BGR image) for the wanted frames, in order, decoding the video once."""
     if not wanted:
         return
@@ -283,14 +286,15 @@ def iter_frames(seq: MotSequence, wanted: set[int]):
             if index in wanted:
                 yield index, image
         return
+    assert seq.image_dir is not None  # a MotSequence without a video has its frames in img1/
     files = sorted(p for p in seq.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     for index in sorted(wanted):
         if index >= len(files):
             raise InputError(f"{seq.image_dir}: frame {index + 1} is in the gt but there are only {len(files)} images")
-        image = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
-        if image is None:
+        picture = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
+        if picture is None:
             raise InputError(f"{files[index]}: not a readable image")
-        yield index, image
+        yield index, picture
 
 
 def cut_crops(seq: MotSequence, frames: np.ndarray, boxes: list[Box]) -> np.ndarray:
@@ -438,14 +442,18 @@ def parse_peta_name(subset: str, stem: str, cameras: dict[str, int] | None = Non
     """One file name under a subset's grammar. `cameras` maps generic camera tokens to ints (filled as met)."""
     if subset == "viper":
         m = VIPER_NAME.fullmatch(stem)
+        assert m is not None  # the caller picked the subset whose grammar every stem follows (peta_subset)
         return PetaName(int(m.group(1)), int(m.group(3)))
     if subset == "prid":
         m = PRID_NAME.fullmatch(stem)
+        assert m is not None  # the caller picked the subset whose grammar every stem follows (peta_subset)
         return PetaName(int(m.group(1)), 1 if m.group(2) == "a" else 2)
     if subset == "grid":
         m = GRID_NAME.fullmatch(stem)
+        assert m is not None  # the caller picked the subset whose grammar every stem follows (peta_subset)
         return PetaName(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     m = GENERIC_NAME.fullmatch(stem)
+    assert m is not None  # the caller picked the subset whose grammar every stem follows (peta_subset)
     cameras = {} if cameras is None else cameras
     token = m.group(2).lower()
     return PetaName(int(m.group(1)), cameras.setdefault(token, len(cameras) + 1))

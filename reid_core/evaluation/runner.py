@@ -15,12 +15,20 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from reid_core.embedding import (DEFAULT_MODEL, FUSIONS, SPECS, embedder_spec, fuse_features, known_embedders,
-                                  load_embedder)
+from reid_core.embedding import (
+    DEFAULT_MODEL,
+    FUSIONS,
+    SPECS,
+    embedder_spec,
+    fuse_features,
+    known_embedders,
+    load_embedder,
+)
 from reid_core.errors import InputError, WeightsError
 from reid_core.evaluation import datasets as ds
 from reid_core.evaluation import features as feat
@@ -161,10 +169,11 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         r = self.rank
-        out = {"mAP": _num(r.mAP), "R1": _num(r.rank(1)), "R5": _num(r.rank(5)), "R10": _num(r.rank(10)),
-               "R20": _num(r.rank(20)), "mINP": _num(r.mINP), "cmc": [_num(x) for x in r.cmc],
-               "num_query": r.num_query, "num_evaluated": r.num_evaluated, "num_skipped": r.num_skipped,
-               "num_gallery": self.dataset.num_gallery}
+        out: dict[str, object] = {
+            "mAP": _num(r.mAP), "R1": _num(r.rank(1)), "R5": _num(r.rank(5)), "R10": _num(r.rank(10)),
+            "R20": _num(r.rank(20)), "mINP": _num(r.mINP), "cmc": [_num(x) for x in r.cmc],
+            "num_query": r.num_query, "num_evaluated": r.num_evaluated, "num_skipped": r.num_skipped,
+            "num_gallery": self.dataset.num_gallery}
         v = self.verification
         if v is not None:
             out["verification"] = {
@@ -404,6 +413,7 @@ class MotEvaluation:
 
         if self.seq.video is not None:
             return "video:" + file_sha256(self.seq.video)
+        assert self.seq.image_dir is not None, "a sequence without a video has its frames in img1/"
         files = sorted(p for p in self.seq.image_dir.iterdir() if p.suffix.lower() in ds.IMAGE_SUFFIXES)
         h = hashlib.sha256()
         for p in files:
@@ -450,6 +460,7 @@ class MotEvaluation:
         index = {(b.frame - 1, b.track): i for i, b in enumerate(p.boxes)}
 
         def pick(items: ds.Items) -> np.ndarray:
+            assert items.frames is not None and items.tracks is not None, "MOT items have frames and gt tracks"
             return means[[index[(int(fr), int(t))] for fr, t in zip(items.frames, items.tracks)]]
 
         return pick(p.query), pick(p.gallery)
@@ -499,7 +510,7 @@ class MotEvaluation:
             for _, image in ds.iter_frames(self.seq, set(range(self.seq.num_frames))):
                 if writer is None:
                     h, w = image.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"FFV1"), 10, (w, h))
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"FFV1"), 10, (w, h))
                     if not writer.isOpened():
                         raise InputError("could not write a temporary FFV1 video for the tracker (OpenCV build "
                                          "without FFmpeg?)")
@@ -531,6 +542,7 @@ class MotEvaluation:
         def side(items: ds.Items) -> tuple[np.ndarray, np.ndarray]:
             out = np.zeros((len(items), f.shape[1]), np.float32)
             ok = np.zeros(len(items), bool)
+            assert items.frames is not None, "MOT items have frames"
             for cam, cam_tracks in enumerate(tracks):
                 sel = np.flatnonzero(items.camids == cam)
                 if len(sel) == 0 or not cam_tracks:
@@ -587,6 +599,7 @@ class MotEvaluation:
         if self.frames is not None:
             notes.append(f"only ground-truth boxes in frames {self.frames[0]}-{self.frames[1]} are scored")
         if p.identity == "person":
+            assert self.seq.persons_path is not None, "person identities come from persons.json"
             notes.append(f"identities are persons from {self.seq.persons_path.name} ({counts.identities}), so a "
                          f"query must also find the person's other visits")
         if settings.tracks == "tracker" and coverage is not None:
@@ -627,7 +640,7 @@ def image_features(emb: Embeddings, paths: list[str], model: str, settings: Eval
     for s in range(0, len(paths), EMBED_CHUNK):
         chunk = paths[s:s + EMBED_CHUNK]
         key = f"market:{sig.hexdigest()}:{s}:{len(chunk)}"
-        parts.append(emb.get(model, settings.backend, settings.flip, key, lambda c=chunk: ds.read_images(c)))
+        parts.append(emb.get(model, settings.backend, settings.flip, key, partial(ds.read_images, chunk)))
     return np.concatenate(parts)
 
 

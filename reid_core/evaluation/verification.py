@@ -99,10 +99,10 @@ def verify(similarity, q_pids, g_pids, q_camids, g_camids, far_targets=FAR_TARGE
     # ROC at every distinct score is exact but huge for Market-sized inputs; thresholds at log-spaced impostor
     # ranks (plus every genuine score for the high-FAR end) keep the plotted curve faithful and small.
     ks = np.unique(np.concatenate([np.geomspace(1, n_imp, curve_points).astype(np.int64) - 1, [0, n_imp - 1]]))
-    thr = np.concatenate([imp_desc[ks], gen, [-np.inf, np.inf]])
-    thr = np.unique(thr)
-    far = far_above(thr)
-    tar = tar_above(thr)
+    thresholds = np.concatenate([imp_desc[ks], gen, [-np.inf, np.inf]])
+    thresholds = np.unique(thresholds)
+    far = far_above(thresholds)
+    tar = tar_above(thresholds)
     order = np.lexsort((tar, far))
     far, tar = far[order], tar[order]
     # AUC exactly, as the Mann-Whitney statistic: P(genuine > impostor) + P(tie) / 2

@@ -326,13 +326,13 @@ def load_luperson_moco(source: Source, network: ReIDNetwork, *, trusted: bool = 
     own = network.state_dict()
     query_encoder = any(k.startswith(("encoder_q.", "base_encoder.")) for k in state)
     values: dict[str, torch.Tensor] = {}
-    unknown = []
+    unknown: list[str] = []
     for key, tensor in state.items():
         name = key
         if query_encoder:
             if not key.startswith(("encoder_q.", "base_encoder.")):
-                why = next((w for pat, w in _MOCO_DROPPED if pat.match(key)), "outside the MoCo query encoder")
-                report.ignored.append((key, why))
+                outside = next((w for pat, w in _MOCO_DROPPED if pat.match(key)), "outside the MoCo query encoder")
+                report.ignored.append((key, outside))
                 continue
             name = key.split(".", 1)[1]
         name = name.removeprefix("backbone.")

@@ -154,7 +154,6 @@ def torch_load(path: Path, *, trusted: bool = False, unsafe_hint: str = "") -> o
 
 def read_model_file(path: str | Path) -> dict:
     """The checked payload of a model file (WeightsError for a missing, corrupt or foreign file)."""
-    import torch
 
     from reid_core.models.network import ARCHS
 

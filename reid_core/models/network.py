@@ -89,6 +89,8 @@ class OSNetReID(ReIDNetwork):
     torchreid's keys and torchreid checkpoints load strictly. The embedding is torchreid's eval output: the 512-d
     `v` after the fc block, which already ends in BatchNorm1d + ReLU, so no extra BNNeck (global = bn feature)."""
 
+    global_avgpool: nn.Module  # registered from torchreid's model in __init__ (add_module)
+
     def __init__(self, arch: str = "osnet_x0_25", num_classes: int = 0):
         super().__init__()
         build_model = _torchreid_build_model()
@@ -107,8 +109,9 @@ class OSNetReID(ReIDNetwork):
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self._reference_type.featuremaps(self, x)  # torchreid's own stem-to-conv5 code, on these modules
         v = self.global_avgpool(x).flatten(1)
-        if getattr(self, "fc", None) is not None:  # torchreid leaves fc out (None) for some configurations
-            v = self.fc(v)
+        fc = getattr(self, "fc", None)
+        if fc is not None:  # torchreid leaves fc out (None) for some configurations
+            v = fc(v)
         return v, v
 
 

@@ -116,6 +116,7 @@ class CropReader:
         return self._store
 
     def read(self, source: str) -> np.ndarray:
+        bgr: np.ndarray | None
         if self.store_path is not None:
             from reid_core.crops import decode_image
 
@@ -196,9 +197,10 @@ class PKSampler(Sampler[int]):
     and a resumed run sees the same batches it would have seen.
     """
 
-    def __init__(self, labels: Sequence[int], p: int, k: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(self, labels: Sequence[int] | np.ndarray, p: int, k: int, seed: int = 0, rank: int = 0,
+                 world_size: int = 1):
         labels = np.asarray(labels)
-        self.by_label: dict[int, np.ndarray] = {int(l): np.flatnonzero(labels == l) for l in np.unique(labels)}
+        self.by_label: dict[int, np.ndarray] = {int(v): np.flatnonzero(labels == v) for v in np.unique(labels)}
         if len(self.by_label) < 2:
             raise InputError(f"PK sampling needs at least 2 identities, got {len(self.by_label)}")
         # With fewer identities than P (a small site), K grows so the batch keeps its size and the triplet loss
@@ -236,7 +238,7 @@ class PKSampler(Sampler[int]):
                     groups[label] = self._groups(label, rng)
             weights = np.array([len(groups[label]) for label in labels], np.float64)
             chosen = rng.choice(len(labels), self.p, replace=False, p=weights / weights.sum())
-            batch = []
+            batch: list[int] = []
             for i in chosen.tolist():
                 batch.extend(int(x) for x in groups[labels[i]].pop())
             batches.append(batch)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from reid_core.models import ReIDNetwork
@@ -54,6 +54,12 @@ def _gather(x: torch.Tensor) -> torch.Tensor:
 
 
 class MoCo(nn.Module):
+    # buffers, registered in __init__ (register_buffer), declared here for the type checker
+    queue: torch.Tensor
+    queue_ptr: torch.Tensor
+    queue_filled: torch.Tensor
+    queue_groups: torch.Tensor
+
     def __init__(self, encoder: ReIDNetwork, config: MoCoConfig = MoCoConfig()):
         super().__init__()
         self.config = config
@@ -142,6 +148,7 @@ class MoCoTask:
         return self.moco
 
     def batches(self, epoch: int, rank: int, world_size: int):
+        sampler: Sampler[int]
         if world_size > 1:
             sampler = DistributedSampler(self.dataset, world_size, rank, shuffle=True, seed=self.seed, drop_last=True)
             sampler.set_epoch(epoch)

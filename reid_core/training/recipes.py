@@ -62,8 +62,14 @@ def initial_network(arch: str | None, init: str | None, num_classes: int = 0, lo
     (osnet_x0_25_msmt17, osnet_x0_25_market1501), a trained model name or .pt path, or fastreid:PATH,
     luperson:PATH, torchvision:PATH for other projects' ResNet-50 checkpoints.
     """
-    from reid_core.models import (build_network, find_trained, load_fastreid_checkpoint, load_luperson_moco,
-                                  load_model, load_torchreid_osnet)
+    from reid_core.models import (
+        build_network,
+        find_trained,
+        load_fastreid_checkpoint,
+        load_luperson_moco,
+        load_model,
+        load_torchreid_osnet,
+    )
     from reid_core.weights import manifest, resolve
 
     if init is not None and not init.startswith(INIT_PREFIXES) and init != "random" and init not in manifest():

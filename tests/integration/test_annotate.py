@@ -9,8 +9,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from reid_core.annotate import (KNOWN_BGR, UNKNOWN_BGR, Overlay, draw, export_clip, frame_view, identify_clip,
-                                overlays_for_decisions, sightings_clip)
+from reid_core.annotate import (
+    KNOWN_BGR,
+    UNKNOWN_BGR,
+    Overlay,
+    draw,
+    export_clip,
+    frame_view,
+    identify_clip,
+    overlays_for_decisions,
+    sightings_clip,
+)
 from reid_core.errors import InputError, VideoError
 from reid_core.matching import TrackDecision, identify
 from reid_core.results import refine

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from reid_core.evaluation.runner import EvalSettings, evaluate_features
 from reid_core.evaluation import datasets as ds
+from reid_core.evaluation.runner import EvalSettings, evaluate_features
 from tests.conftest import reid_cli
 from tests.unit.test_eval_datasets import make_market, tiny_features
 

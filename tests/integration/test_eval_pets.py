@@ -92,7 +92,7 @@ def test_real_matrices_match_torchreid(pets_eval):
 
 
 def test_flip_features_equal_the_embedders_own_flip(pets_eval):
-    from reid_core.crops import to_model_input, cut
+    from reid_core.crops import cut, to_model_input
     from reid_core.embedding import load_embedder
 
     p = pets_eval.protocol

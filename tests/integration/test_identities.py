@@ -4,10 +4,10 @@ import subprocess
 
 import pytest
 
-from reid_core.errors import InputError, ReidError, StoreError, VideoError
 from reid_core.enrollment import enroll
-from reid_core.settings import Settings
+from reid_core.errors import InputError, StoreError, VideoError
 from reid_core.matching import identify, search_image, verify
+from reid_core.settings import Settings
 from tests.integration.conftest import VIDEO, reid_cli, served
 
 DEFAULT_THRESHOLD = Settings.from_env().threshold  # the embedder in use: its calibrated decision threshold
@@ -111,8 +111,9 @@ def test_cli_contract(longest, tmp_path):
 
 
 def test_app_flows_through_gradio_client(longest, tmp_path):
-    import app
     from gradio_client import Client, handle_file
+
+    import app
 
     store, t = longest
     with served(app.build_app(store.path)) as url:
@@ -205,7 +206,8 @@ def test_refine_and_export(longest, tmp_path):
     assert all(len(d.frames) >= 20 for d in refine(ds, min_crops=20))
     result = decisions_json(only, 0.8)
     csv_text = export(result, tmp_path / "a.csv").read_text().splitlines()
-    assert csv_text[0].startswith("track_id,segment,identity") and len(csv_text) == len(only) + 1 and "Alice" in csv_text[1]
+    assert csv_text[0].startswith("track_id,segment,identity") and len(csv_text) == len(only) + 1
+    assert "Alice" in csv_text[1]
     assert json.loads(export(result, tmp_path / "a.json").read_text()) == json.loads(json.dumps(result))
     with pytest.raises(InputError):
         export(result, tmp_path / "a.xlsx")

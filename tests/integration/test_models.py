@@ -348,7 +348,6 @@ def _pets_crops() -> np.ndarray:
     from reid_core.crops import cut, to_model_input
     from reid_core.groundtruth import load_mot_gt
     from reid_core.video import read_frame
-
     from tests.integration.conftest import GT, VIDEO
 
     gt = load_mot_gt(GT)

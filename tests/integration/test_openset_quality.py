@@ -6,8 +6,8 @@ import pytest
 
 from reid_core.enrollment import enroll
 from reid_core.groundtruth import load_mot_gt, load_persons, majority_gt_id
-from reid_core.settings import Settings
 from reid_core.matching import identify
+from reid_core.settings import Settings
 from reid_core.types import Track
 from tests.integration.conftest import GT, PERSONS, VIDEO
 

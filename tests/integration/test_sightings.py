@@ -10,8 +10,16 @@ from typer.testing import CliRunner
 from reid_core.enrollment import enroll
 from reid_core.errors import StoreError
 from reid_core.settings import Settings
-from reid_core.sightings import (CSV_COLUMNS, ENROLLED, MATCHED, sightings, sightings_csv, sightings_json,
-                                 timeline_figure, write_sightings)
+from reid_core.sightings import (
+    CSV_COLUMNS,
+    ENROLLED,
+    MATCHED,
+    sightings,
+    sightings_csv,
+    sightings_json,
+    timeline_figure,
+    write_sightings,
+)
 from reid_core.video import probe
 from tests.integration.conftest import VIDEO
 

@@ -9,9 +9,9 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -379,8 +379,10 @@ def test_sigkill_then_concurrent_commands_resume_once(clean30, chunk_env, tmp_pa
 def test_enroll_waits_for_overlapping_ingest_and_reuses_it(clean30, tmp_path, monkeypatch):
     """The filed case "ingest 0-99 with enroll 0-49 at once" (here 0-29 and 0-14), in one process as the app
     runs it: the enroll's ensure_ingested(0-14) waits and does not become a second run over the same frames."""
-    from reid_core.ingest import ingest
-    from reid_core.ingest import ensure_ingested  # what enroll, verify and identify call first
+    from reid_core.ingest import (
+        ensure_ingested,  # what enroll, verify and identify call first
+        ingest,
+    )
 
     monkeypatch.setenv("REID_INGEST_CHUNK", CHUNK)
     store = Store(tmp_path / "store")
@@ -451,8 +453,9 @@ CLIENTS = 10
 
 @pytest.mark.slow
 def test_ten_app_clients_ingest_the_same_range_once(clean30, tmp_path, monkeypatch):
-    import app
     from gradio_client import Client, handle_file
+
+    import app
 
     monkeypatch.setenv("REID_INGEST_CHUNK", CHUNK)
     store = Store(tmp_path / "store")

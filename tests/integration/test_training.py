@@ -18,10 +18,9 @@ import pytest
 import torch
 
 from reid_core.errors import InputError
-from reid_core.training.data import PKSampler, TrainData, TrainSample, folder_samples
+from reid_core.training.data import PKSampler, TrainData, folder_samples
 from reid_core.training.losses import batch_hard_triplet, identity_loss, info_nce
 from reid_core.training.pseudo_labels import PseudoLabelConfig, build_pseudo_labels
-
 from tests.integration.conftest import GT, PERSONS, ROOT, VIDEO, reid_cli
 
 # ---------------------------------------------------------------- helpers

@@ -2,8 +2,7 @@
 top, label tags above the box (inside it at the top edge), and the frame -> overlays map. No video, no store."""
 import numpy as np
 
-from reid_core.annotate import (KNOWN_BGR, UNKNOWN_BGR, Overlay, decision_label, draw, overlays_for_decisions,
-                                stamp)
+from reid_core.annotate import KNOWN_BGR, UNKNOWN_BGR, Overlay, decision_label, draw, overlays_for_decisions, stamp
 from reid_core.matching import TrackDecision
 from reid_core.types import Box, Match
 

@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from reid_core.errors import InputError
-from reid_core.evaluation.features import (assign_to_tracks, average_query_expansion, blend, database_augmentation,
-                                           group_means)
+from reid_core.evaluation.features import (
+    assign_to_tracks,
+    average_query_expansion,
+    blend,
+    database_augmentation,
+    group_means,
+)
 from reid_core.types import Box, Track
 
 

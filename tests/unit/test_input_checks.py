@@ -12,8 +12,14 @@ import pytest
 from reid_core import checks
 from reid_core.crops import check_image, decode_image, encode_jpeg
 from reid_core.errors import InputError, StoreError
-from reid_core.names import (camera_from_filename, check_camera, skeletons, validate_camera, validate_name,
-                             validate_new_name)
+from reid_core.names import (
+    camera_from_filename,
+    check_camera,
+    skeletons,
+    validate_camera,
+    validate_name,
+    validate_new_name,
+)
 from reid_core.store import CropMeta, Store
 
 VIDEO_ID = "ab" * 32

@@ -7,8 +7,17 @@ import pytest
 from matplotlib.colors import to_hex
 
 from reid_core.errors import InputError
-from reid_core.sightings import (CSV_COLUMNS, ENROLLED, ENROLLED_COLOUR, MATCHED, MATCHED_COLOUR, Sighting,
-                                 sightings_json, timeline_figure, write_sightings)
+from reid_core.sightings import (
+    CSV_COLUMNS,
+    ENROLLED,
+    ENROLLED_COLOUR,
+    MATCHED,
+    MATCHED_COLOUR,
+    Sighting,
+    sightings_json,
+    timeline_figure,
+    write_sightings,
+)
 from reid_core.types import Box
 
 VID = "ab" * 32
