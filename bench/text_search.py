@@ -1,6 +1,14 @@
-"""Text-to-person retrieval on PETS09-S2L1: a query in words per labelled actor, ranked over the video's tracks.
+"""Text-to-person retrieval on PETS09-S2L1: a query in words per labelled actor, ranked over the video's tracks;
+and, with --peta, on the held-out PETA identities of the learned text model's split.
 
-    .venv/bin/python bench/text_search.py [--store DIR] [--engine attributes|clip|auto] [--json OUT]
+    .venv/bin/python bench/text_search.py [--store DIR] [--engine attributes|learned|clip|auto] [--json OUT]
+    .venv/bin/python bench/text_search.py --peta ../shared/data/peta [--engines attributes,learned,auto]
+
+PETA (reid_core.textlearn.evaluate): only the split's test persons are scored (never trained on, never used to pick
+head weights or the mix; those come from the validation persons), per subset, with two protocols: "person" (full
+descriptions in three phrasings, relevant = that person's images) and "attribute" (two facts, relevant = every image
+whose labels include them). Engines: attributes (crossroad-0230 + colour naming), learned-heads, learned-cosine
+(the text encoder alone), learned (both, mixed as the model file says), auto (attributes + learned as search mixes).
 
 Ingests the whole video into --store (default bench/out/pets_full_store; an existing complete ingest is reused),
 maps every track to an actor (majority gt id with IoU >= 0.5 over its boxes, then persons.json; tracks matching no
@@ -83,8 +91,8 @@ def _meaning(query: str) -> frozenset:
     return frozenset((c.kind, c.target, c.positive, c.colour, round(c.weight, 4)) for c in parse(query).constraints)
 
 
-def evaluate(store: Store, engine: str, labels: dict, progress=None) -> dict:
-    searcher = searcher_for(store, engine)
+def evaluate(store: Store, engine: str, labels: dict, progress=None, text_model: str | None = None) -> dict:
+    searcher = searcher_for(store, engine, text_model=text_model)
     tracks = store.tracks()
     owner = track_persons(tracks, PETS / "gt.txt", PETS / "persons.json")
     rows = []
@@ -129,13 +137,104 @@ def evaluate(store: Store, engine: str, labels: dict, progress=None) -> dict:
     }
 
 
+PETA_ENGINES = ("attributes", "learned-heads", "learned-cosine", "learned", "auto")
+
+
+def peta_score_fns(data, feats, persons: set[str], text_model: str | None = None) -> dict:
+    """engine -> evaluate.ScoreFn over PETA images (held-out ones only are ever passed in)."""
+    import cv2
+
+    from reid_core.attributes import aggregate, load_attribute_model
+    from reid_core.text_search import CLIP_WEIGHT, LEARNED_WEIGHT, _minmax, attribute_score
+    from reid_core.textlearn.engine import load_learned
+    from reid_core.training.text import learned_score_fn
+
+    idx = [i for i, im in enumerate(data.images) if im.person in persons]
+    model = load_attribute_model()
+    described = dict(zip(idx, (aggregate([a]) for a in model.predict([cv2.imread(data.images[i].path)
+                                                                      for i in idx]))))
+
+    def attributes(texts, gallery):
+        rows = []
+        for t in texts:
+            parsed = parse(t)
+            rows.append([attribute_score(described[int(g)], parsed)[0] for g in gallery])
+        return np.asarray(rows)
+
+    fns = {"attributes": attributes}
+    try:
+        learned = load_learned(text_model)
+    except Exception as e:  # no model trained: the attribute engine is still measured
+        print(f"learned engine skipped: {e}")
+        return fns
+    for mode in ("heads", "cosine", "combined"):
+        fns["learned" if mode == "combined" else f"learned-{mode}"] = learned_score_fn(learned.model, feats.plain,
+                                                                                       mode)
+
+    def auto(texts, gallery):
+        a, lc = attributes(texts, gallery), fns["learned"](texts, gallery)
+        out = []
+        for t, ar, lr in zip(texts, a, lc):
+            understood = parse(t).understood
+            wa = (1.0 - CLIP_WEIGHT) * understood  # the same mix as TextSearcher.search
+            out.append((wa * ar + LEARNED_WEIGHT * _minmax(lr)) / (wa + LEARNED_WEIGHT))
+        return np.asarray(out)
+
+    fns["auto"] = auto
+    return fns
+
+
+def evaluate_peta(root: Path, engines: list[str], text_model: str | None = None) -> dict:
+    from reid_core.textlearn.evaluate import attribute_protocol, person_protocol
+    from reid_core.textlearn.model import find_text_model, load_text_model
+    from reid_core.textlearn.peta import embed_peta, load_peta, split_persons
+
+    data = load_peta(root)
+    seed = 0
+    embedder = None
+    try:
+        meta = load_text_model(find_text_model(text_model))
+        seed, embedder = int(meta.meta.get("split_seed", 0)), meta.embedder
+    except Exception:
+        pass
+    from reid_core.embedding import DEFAULT_MODEL
+
+    split = split_persons(data, seed)
+    test = {p for p, s in split.items() if s == "test"}
+    feats = embed_peta(data, embedder or DEFAULT_MODEL)
+    fns = peta_score_fns(data, feats, test, text_model)
+    out = {"split_seed": seed, "test_persons": len(test), "engines": {}}
+    for name in engines:
+        if name not in fns:
+            continue
+        t0 = time.time()
+        person = person_protocol(data, test, fns[name])
+        attribute = attribute_protocol(data, test, fns[name], seed=123)
+        out["engines"][name] = {"person": person.to_dict(), "attribute": attribute.to_dict(),
+                                "seconds": round(time.time() - t0, 1)}
+        print(f"PETA held-out  {name:15s} person: mAP {person.mAP:.3f} R1 {person.R1:.3f} R5 {person.R5:.3f} "
+              f"(R1 ceiling {person.R1_ceiling:.2f}, {person.queries} queries)   attribute: mAP {attribute.mAP:.3f} "
+              f"R1 {attribute.R1:.3f} ({attribute.queries} queries)", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", type=Path, default=ROOT / "bench" / "out" / "pets_full_store")
-    ap.add_argument("--engine", default="attributes", choices=["attributes", "clip", "auto"])
+    ap.add_argument("--engine", default="attributes", choices=["attributes", "learned", "clip", "auto"])
     ap.add_argument("--labels", type=Path, default=LABELS)
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "text_search.json")
+    ap.add_argument("--peta", type=Path, default=None, help="score the held-out PETA persons instead of PETS")
+    ap.add_argument("--engines", default=",".join(PETA_ENGINES), help="with --peta: engines to score")
+    ap.add_argument("--text-model", default=None)
     args = ap.parse_args()
+    if args.peta is not None:
+        report = evaluate_peta(args.peta, args.engines.split(","), args.text_model)
+        path = args.json.with_name("text_search_peta.json") if args.json.name == "text_search.json" else args.json
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1))
+        print(f"wrote {path}")
+        return
 
     store = Store(args.store)
     t0 = time.time()
@@ -144,7 +243,7 @@ def main() -> None:
           f"{result.crops} crops ({time.time() - t0:.0f} s)")
     labels = json.loads(args.labels.read_text())["persons"]
     t0 = time.time()
-    report = evaluate(store, args.engine, labels)
+    report = evaluate(store, args.engine, labels, text_model=args.text_model)
     report["seconds_total"] = round(time.time() - t0, 1)
 
     print(f"\nengine={report['engine']}  tracks={report['tracks']} "
@@ -162,6 +261,8 @@ def main() -> None:
           f"{report['R1_ceiling_identical_queries']:.2f}")
     print(f"search time: {report['seconds_total']} s for {len(report['rows'])} queries "
           f"(first query includes describing every track; later ones use the store's cache)")
+    if args.engine != "attributes" and args.json.name == "text_search.json":
+        args.json = args.json.with_name(f"text_search_{args.engine}.json")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.json}")

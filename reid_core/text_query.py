@@ -123,7 +123,7 @@ FILLERS = {
     "walk", "standing", "stands", "running", "runs", "going", "goes", "crossing", "seen", "appears", "appearing",
     "there", "here", "this", "these", "those", "it", "its", "their", "they", "them", "i", "me", "my", "we", "you",
     "your", "very", "quite", "rather", "really", "maybe", "probably", "possibly", "perhaps", "mostly", "mainly",
-    "mostly", "also", "too", "just", "only", "kind", "sort", "type", "pair", "pairs", "set", "something", "thing",
+    "also", "too", "just", "only", "kind", "sort", "type", "pair", "pairs", "set", "something", "thing",
     "one", "ones", "colour", "coloured", "shade", "tone", "toned", "big", "small", "large", "little", "long",
     "short", "sleeved", "sleeves", "sleeve", "sleeveless", "hair", "haired", "leather", "wool", "woollen",
     "woolen", "woolly", "knitted", "knit", "cotton", "puffy", "padded", "quilted", "striped", "stripy", "checked",
@@ -131,11 +131,10 @@ FILLERS = {
     "loose", "tight", "baggy", "skinny", "slim", "fitted", "casual", "formal", "smart", "old", "young", "elderly",
     "older", "younger", "tall", "heavy", "thin", "new", "nice", "dressed", "clad", "all", "head", "toe", "entirely",
     "completely", "fully", "totally", "whole", "both", "either", "each", "same", "matching", "similar", "near",
-    "around", "about", "approximately", "find", "show", "search", "me", "please", "get", "where", "what", "whose",
+    "around", "about", "approximately", "find", "show", "search", "please", "get", "where", "what", "whose",
     "seems", "seem", "wearing", "should", "would", "could", "might", "must", "can", "will", "s", "d", "ve", "ll",
     "re", "m", "t", "shoulder", "hand", "back", "school", "messenger", "sports", "gym", "baseball", "cargo",
-    "track", "sweat", "trench", "rain", "wind", "body", "half", "part", "piece", "item", "colored", "coloured",
-    "anything", "whose", "wearing",
+    "track", "sweat", "trench", "rain", "wind", "body", "half", "part", "piece", "item", "colored", "anything",
 }
 # Things people mention that the attribute model cannot see; their colour words must not leak onto clothes.
 UNSEEN_ITEMS = {"shoes", "shoe", "sneakers", "sneaker", "trainers", "trainer", "boots", "boot", "sandals",
@@ -429,7 +428,8 @@ def parse(text: str) -> ParsedQuery:
     claimed = {c.region for c in colours if c.region in (UPPER, LOWER) and not c.consumed}
     whole_query = any(w in WHOLE for w in words)
     coloured_garments = {c.garment for c in colours if c.garment is not None and not c.consumed}
-    per_garment = {g: sum(1 for c in colours if c.garment == g and not c.consumed) for g in coloured_garments}
+    per_garment: dict[int | None, int] = {g: sum(1 for c in colours if c.garment == g and not c.consumed)
+                                          for g in coloured_garments}
     for c in colours:
         if c.consumed:
             unknown.append(c.text)
@@ -458,8 +458,9 @@ def parse(text: str) -> ParsedQuery:
             elif "coat_jacket" in implies and k not in coloured_garments:
                 add("attribute", "coat_jacket", False, raw)  # "without a jacket" (but "not a red jacket" is colour)
         elif w in ACCESSORIES:
-            if ACCESSORIES[w]:
-                add("attribute", ACCESSORIES[w], positive, raw)
+            accessory = ACCESSORIES[w]
+            if accessory:
+                add("attribute", accessory, positive, raw)
         elif w in NEGATED_ACCESSORY:
             add("attribute", NEGATED_ACCESSORY[w], not positive, raw)
         elif w in HAIR_LONG or w in HAIR_SHORT:
@@ -483,15 +484,220 @@ def parse(text: str) -> ParsedQuery:
     explicit = {(c.kind, c.target) for c in constraints if not c.implied}
     stated_lower = any(c.kind == "colour" and c.target in (LOWER, BOTH) and not c.implied for c in constraints)
     seen, unique = set(), []
-    for c in constraints:
-        key = (c.kind, c.target, c.positive, c.colour)
-        if key in seen or (c.implied and c.kind == "attribute" and (c.kind, c.target) in explicit) \
-                or (c.implied and c.kind == "colour" and stated_lower):
+    for con in constraints:
+        key = (con.kind, con.target, con.positive, con.colour)
+        if key in seen or (con.implied and con.kind == "attribute" and (con.kind, con.target) in explicit) \
+                or (con.implied and con.kind == "colour" and stated_lower):
             continue
         seen.add(key)
-        unique.append(c)
+        unique.append(con)
     return ParsedQuery(text, tuple(unique), tuple(dict.fromkeys(unknown)), tuple(corrections))
 
 
 def describe_constraints(parsed: ParsedQuery) -> list[str]:
     return [c.describe() for c in parsed.constraints]
+
+
+# ---- PETA heads (the learned engine) ------------------------------------------------------------------------------
+# The learned engine predicts PETA's labels (reid_core.textlearn.vocab) from stored features, so it can use words the
+# crossroad model cannot see: hair colour, footwear, skirts and shorts, age, sunglasses, kinds of bag. parse_heads
+# starts from parse() (gender, clothing colours, bag/backpack/hat, negation) and maps the rest itself.
+@dataclass(frozen=True)
+class HeadConstraint:
+    """Agreement = max over targets of credit x p(label); 1 - that when negated."""
+
+    targets: tuple[tuple[str, float], ...]  # (PETA label, credit)
+    positive: bool
+    text: str
+    implied: bool = False
+    share: float = 1.0  # "all black" splits one stated colour over two regions
+
+    def describe(self) -> str:
+        labels = "|".join(t for t, _ in self.targets)
+        return f"{self.text} [{'' if self.positive else 'not '}{labels}]" + (" (implied)" if self.implied else "")
+
+
+@dataclass(frozen=True)
+class HeadQuery:
+    text: str
+    constraints: tuple[HeadConstraint, ...]
+    unknown_words: tuple[str, ...]
+
+    @property
+    def understood(self) -> bool:
+        return bool(self.constraints)
+
+    def describe(self) -> str:
+        return "; ".join(c.describe() for c in self.constraints) or "(nothing understood)"
+
+
+_PETA_BAGS = (("carryingMessengerBag", 1.0), ("carryingPlasticBags", 1.0), ("carryingSuitcase", 1.0),
+              ("carryingLuggageCase", 1.0), ("carryingOther", 0.8))
+_ATTRIBUTE_HEADS = {"male": (("personalMale", 1.0),), "bag": _PETA_BAGS, "backpack": (("carryingBackpack", 1.0),),
+                    "hat": (("accessoryHat", 1.0),), "long_hair": (("hairLong", 1.0),),
+                    "long_sleeves": (("upperBodyLongSleeve", 1.0),), "coat_jacket": (("upperBodyJacket", 1.0),)}
+# Words the attribute engine ignores or only half uses, and the PETA labels they mean.
+HEAD_WORDS: dict[str, tuple[tuple[str, float], ...]] = {
+    "skirt": (("lowerBodyShortSkirt", 1.0), ("lowerBodyLongSkirt", 1.0)),
+    "miniskirt": (("lowerBodyShortSkirt", 1.0),), "dress": (("lowerBodyLongSkirt", 1.0), ("lowerBodyShortSkirt", 0.8)),
+    "shorts": (("lowerBodyShorts", 1.0), ("lowerBodyHotPants", 1.0)), "jeans": (("lowerBodyJeans", 1.0),),
+    "denims": (("lowerBodyJeans", 1.0),),
+    "trousers": (("lowerBodyTrousers", 1.0), ("lowerBodyJeans", 0.7), ("lowerBodySuits", 0.7)),
+    "pants": (("lowerBodyTrousers", 1.0), ("lowerBodyJeans", 0.7), ("lowerBodySuits", 0.7)),
+    "slacks": (("lowerBodyTrousers", 1.0), ("lowerBodySuits", 0.7)), "capri": (("lowerBodyCapri", 1.0),),
+    "jacket": (("upperBodyJacket", 1.0),), "coat": (("upperBodyJacket", 1.0),), "parka": (("upperBodyJacket", 1.0),),
+    "anorak": (("upperBodyJacket", 1.0),), "overcoat": (("upperBodyJacket", 1.0),),
+    "raincoat": (("upperBodyJacket", 1.0),), "windbreaker": (("upperBodyJacket", 1.0),),
+    "puffer": (("upperBodyJacket", 1.0),),
+    "tshirt": (("upperBodyTshirt", 1.0),), "tee": (("upperBodyTshirt", 1.0),),
+    "sweater": (("upperBodySweater", 1.0),), "jumper": (("upperBodySweater", 1.0),),
+    "pullover": (("upperBodySweater", 1.0),), "cardigan": (("upperBodySweater", 1.0),),
+    "hoodie": (("upperBodySweater", 0.8), ("upperBodyJacket", 0.6)),
+    "suit": (("upperBodySuit", 1.0), ("lowerBodySuits", 0.8)), "blazer": (("upperBodySuit", 1.0),),
+    "sneakers": (("footwearSneakers", 1.0),), "trainers": (("footwearSneakers", 1.0),),
+    "sandals": (("footwearSandals", 1.0),), "boots": (("footwearBoots", 1.0),),
+    "stockings": (("footwearStocking", 1.0),), "tights": (("footwearStocking", 1.0),),
+    "heels": (("footwearLeatherShoes", 0.7), ("footwearStocking", 0.5)),
+    "blonde": (("hairYellow", 1.0),), "blond": (("hairYellow", 1.0),), "fair": (("hairYellow", 0.8),),
+    "brunette": (("hairBrown", 1.0),), "greyhaired": (("hairGrey", 1.0), ("hairWhite", 0.8)),
+    "grayhaired": (("hairGrey", 1.0), ("hairWhite", 0.8)), "bald": (("hairBald", 1.0),),
+    "balding": (("hairBald", 1.0),), "shaved": (("hairBald", 0.7), ("hairShort", 0.7)),
+    "ponytail": (("hairLong", 1.0),), "braid": (("hairLong", 1.0),), "longhaired": (("hairLong", 1.0),),
+    "shorthaired": (("hairShort", 1.0),), "buzzcut": (("hairShort", 1.0),),
+    "sunglasses": (("accessorySunglasses", 1.0),), "shades": (("accessorySunglasses", 1.0),),
+    "glasses": (("accessorySunglasses", 0.5),), "scarf": (("accessoryMuffler", 1.0),),
+    "muffler": (("accessoryMuffler", 1.0),), "headphones": (("accessoryHeadphone", 1.0),),
+    "headband": (("accessoryHairBand", 1.0),), "hairband": (("accessoryHairBand", 1.0),),
+    "folder": (("carryingFolder", 1.0),), "documents": (("carryingFolder", 1.0),),
+    "suitcase": (("carryingSuitcase", 1.0), ("carryingLuggageCase", 0.8)),
+    "briefcase": (("carryingSuitcase", 1.0),), "luggage": (("carryingLuggageCase", 1.0), ("carryingSuitcase", 0.8)),
+    "pram": (("carryingBabyBuggy", 1.0),), "stroller": (("carryingBabyBuggy", 1.0),),
+    "buggy": (("carryingBabyBuggy", 1.0),), "pushchair": (("carryingBabyBuggy", 1.0),),
+    "young": (("personalLess30", 1.0), ("personalLess15", 1.0)), "youthful": (("personalLess30", 1.0),),
+    "teen": (("personalLess30", 1.0), ("personalLess15", 0.8)),
+    "teenager": (("personalLess30", 1.0), ("personalLess15", 0.8)), "student": (("personalLess30", 1.0),),
+    "child": (("personalLess15", 1.0),), "kid": (("personalLess15", 1.0),),
+    "adult": (("personalLess45", 1.0), ("personalLess30", 0.5), ("personalLess60", 0.5)),
+    "middleaged": (("personalLess60", 1.0), ("personalLess45", 0.8)),
+    "mature": (("personalLess60", 1.0), ("personalLess45", 0.7)),
+    "old": (("personalLarger60", 1.0), ("personalLess60", 0.8)), "older": (("personalLess60", 1.0),
+                                                                            ("personalLarger60", 1.0)),
+    "elderly": (("personalLarger60", 1.0), ("personalLess60", 0.7)), "senior": (("personalLarger60", 1.0),),
+    "striped": (("upperBodyThinStripes", 1.0), ("upperBodyThickStripes", 1.0)),
+    "stripy": (("upperBodyThinStripes", 1.0), ("upperBodyThickStripes", 1.0)),
+    "stripes": (("upperBodyThinStripes", 1.0), ("upperBodyThickStripes", 1.0)),
+    "plaid": (("upperBodyPlaid", 1.0),), "checked": (("upperBodyPlaid", 1.0),), "logo": (("upperBodyLogo", 1.0),),
+    "formal": (("upperBodyFormal", 1.0), ("lowerBodyFormal", 1.0)),
+    "smart": (("upperBodyFormal", 0.8), ("lowerBodyFormal", 0.8)),
+    "casual": (("upperBodyCasual", 1.0), ("lowerBodyCasual", 1.0)), "sleeveless": (("upperBodyNoSleeve", 1.0),),
+}
+_HEAD_PHRASES = {("short", "skirt"): "miniskirt", ("long", "skirt"): "dress", ("maxi", "skirt"): "dress",
+                 ("hot", "pants"): "shorts", ("plastic", "bag"): "plasticbag", ("shopping", "bag"): "plasticbag",
+                 ("carrier", "bag"): "plasticbag", ("leather", "shoe"): "leathershoes",
+                 ("formal", "shoe"): "leathershoes", ("middle", "aged"): "middleaged",
+                 ("sports", "shoe"): "sneakers", ("hair", "band"): "hairband", ("head", "band"): "headband",
+                 ("baby", "buggy"): "buggy", ("trolley", "case"): "luggage", ("suit", "jacket"): "blazer",
+                 ("capri", "pants"): "capri", ("cropped", "trousers"): "capri"}
+HEAD_WORDS["plasticbag"] = (("carryingPlasticBags", 1.0),)
+HEAD_WORDS["leathershoes"] = (("footwearLeatherShoes", 1.0),)
+_HAIR_COLOUR_HEADS = {"black": (("hairBlack", 1.0),), "dark": (("hairBlack", 1.0), ("hairBrown", 0.6)),
+                      "brown": (("hairBrown", 1.0),), "grey": (("hairGrey", 1.0), ("hairWhite", 0.7)),
+                      "silver": (("hairGrey", 1.0), ("hairWhite", 1.0)), "white": (("hairWhite", 1.0),
+                                                                                  ("hairGrey", 0.8)),
+                      "yellow": (("hairYellow", 1.0),), "gold": (("hairYellow", 1.0),),
+                      "golden": (("hairYellow", 1.0),), "light": (("hairYellow", 0.7), ("hairGrey", 0.4))}
+_FOOTWEAR = {"shoe", "shoes", "sneakers", "sneaker", "trainers", "trainer", "boots", "boot", "sandals", "heels",
+             "leathershoes"}
+_REGION_PREFIX = {UPPER: ("upperBody",), LOWER: ("lowerBody",), ANY: ("upperBody", "lowerBody")}
+# Attribute-engine words the heads take over from the garment table (with their own, finer PETA meaning).
+_GARMENT_HEADS = {w for w in HEAD_WORDS if w in GARMENTS}
+
+
+def _colour_targets(prefix: tuple[str, ...], spec: ColourSpec) -> tuple[tuple[str, float], ...]:
+    return tuple((f"{p}{colour.capitalize()}", credit) for p in prefix for colour, credit in spec.credits)
+
+
+def parse_heads(text: str) -> HeadQuery:
+    """Parse a description into constraints on PETA's labels (the learned engine's heads)."""
+    base = parse(text)  # validates the text too
+    toks, _ = tokenise(text)
+    words = [t.word for t in toks]
+    out: list[HeadConstraint] = []
+    for c in base.constraints:
+        if c.kind == "attribute":
+            if c.target == "long_pants" or (c.implied and c.target in ("coat_jacket", "long_sleeves")):
+                continue  # garment words map onto PETA's own garment labels below
+            out.append(HeadConstraint(_ATTRIBUTE_HEADS[c.target], c.positive, c.text, c.implied))
+        elif c.target == BOTH:  # "all in black": each half carries half of the stated colour
+            assert c.colour is not None, "parse() gives every colour constraint a ColourSpec"
+            for prefix in ("upperBody", "lowerBody"):
+                out.append(HeadConstraint(_colour_targets((prefix,), c.colour), c.positive, c.text, c.implied,
+                                          c.weight / 2))
+        else:
+            assert c.colour is not None, "parse() gives every colour constraint a ColourSpec"
+            out.append(HeadConstraint(_colour_targets(_REGION_PREFIX[c.target], c.colour), c.positive, c.text,
+                                      c.implied, c.weight))
+    i, merged = 0, []  # multi-word units the heads know
+    while i < len(words):
+        pair = tuple(words[i:i + 2])
+        if pair in _HEAD_PHRASES or (len(pair) == 2 and (pair[0], pair[1].rstrip("s")) in _HEAD_PHRASES):
+            merged.append((_HEAD_PHRASES.get(pair) or _HEAD_PHRASES[(pair[0], pair[1].rstrip("s"))],
+                           f"{toks[i].raw} {toks[i + 1].raw}", i))
+            i += 2
+        else:
+            merged.append((words[i], toks[i].raw, i))
+            i += 1
+    neg = _negation_scopes(words)
+    understood: set[str] = set()
+    for k, (w, raw, pos) in enumerate(merged):
+        positive = not neg[pos]
+        if w in HEAD_WORDS and w not in ("sleeveless",):
+            out.append(HeadConstraint(HEAD_WORDS[w], positive, raw))
+            understood.add(raw)
+        elif w in ("hair", "haired") and k > 1 and merged[k - 1][0] in COLOUR_WORDS:
+            # "long black hair": parse() only sees "long hair" when the words touch
+            back = k - 1
+            while back > 0 and merged[back][0] in set(COLOUR_WORDS) | _MODIFIERS | {"and"}:
+                back -= 1
+            if merged[back][0] in ("long", "short"):
+                out.append(HeadConstraint(
+                    (("hairLong", 1.0),) if merged[back][0] == "long" else (("hairShort", 1.0),), positive,
+                    f"{merged[back][1]} {raw}"))
+        # colour words followed by hair / a shoe word
+        if w in COLOUR_WORDS or w in _HAIR_COLOUR_HEADS:
+            j = k + 1
+            while j < len(merged) and (merged[j][0] in COLOUR_WORDS or merged[j][0] in _MODIFIERS
+                                       or merged[j][0] in ("and", "or", "long", "short", "curly")):
+                j += 1
+            if j < len(merged) and merged[j][0] in ("hair", "haired") and w in _HAIR_COLOUR_HEADS:
+                out.append(HeadConstraint(_HAIR_COLOUR_HEADS[w], positive, f"{raw} {merged[j][1]}"))
+                understood.add(f"{raw} {merged[j][1]}")
+            elif j < len(merged) and merged[j][0] in _FOOTWEAR and w in COLOUR_WORDS:
+                spec = dict(COLOUR_WORDS[w])
+                out.append(HeadConstraint(tuple((f"footwear{c.capitalize()}", v) for c, v in spec.items()), positive,
+                                          f"{raw} {merged[j][1]}"))
+                understood.add(f"{raw} {merged[j][1]}")
+    # sleeves: parse() knows long/short sleeves as one attribute; PETA has three
+    for hc in list(out):
+        if hc.targets == _ATTRIBUTE_HEADS["long_sleeves"] and not hc.positive and not hc.implied:
+            sleeveless = "sleeveless" in hc.text
+            out.remove(hc)
+            out.append(HeadConstraint((("upperBodyNoSleeve", 1.0),) if sleeveless else
+                                      (("upperBodyShortSleeve", 1.0), ("upperBodyNoSleeve", 0.7)), True, hc.text))
+    # A specific carried thing ("suitcase", "plastic bag") replaces parse()'s generic bag for the same words.
+    specific = {c.text.split()[-1] for c in out if c.targets != _PETA_BAGS and c.targets[0][0].startswith("carrying")}
+    out = [c for c in out if not (c.targets == _PETA_BAGS and c.text.split()[-1] in specific)]
+    phrase_words = {w for u in understood for w in u.split()}
+    unknown = [u for u in base.unknown_words if u not in understood and u.split()[-1] not in HEAD_WORDS
+               and not any(u.endswith(x) for x in understood) and u not in phrase_words]
+    unknown = [f"{u} (bag colours are not labelled)" if u.split()[-1] in ACCESSORIES and u.split()[-1] not in
+               ("hat", "cap") and len(u.split()) > 1 else u for u in unknown]
+    seen, unique = set(), []
+    for hc in out:
+        key = (hc.targets, hc.positive)
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(hc)
+    # an explicit garment word beats what parse() implied from it
+    return HeadQuery(text, tuple(unique), tuple(dict.fromkeys(unknown)))

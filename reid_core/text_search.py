@@ -9,7 +9,14 @@ Engines
               one attribute the model got wrong still ranks above tracks that miss everything.
   clip        Cosine between the CLIP text embedding and the track's embedding (mean of its crops' embeddings,
               re-normalised). Needs a checkpoint; see reid_core.clip_engine.
-  auto        Both when a CLIP checkpoint is configured, else attributes. Combined score =
+  learned     A text model trained on PETA (reid train text; reid_core.textlearn): PETA attribute heads read the
+              query through text_query.parse_heads (hair colour, footwear, skirts, age, kinds of bag...), and a
+              text encoder embeds the query into the store's own feature space; both read the features every crop
+              already has, so nothing is computed per crop. Needs a model file; see textlearn/model.py.
+  auto        Every engine available: attributes, plus learned when a text model for the store's embedder exists,
+              plus CLIP when a checkpoint is configured; learned and CLIP scores are min-max scaled and mixed with
+              the attribute score (LEARNED_WEIGHT, CLIP_WEIGHT). Below, the attributes+CLIP case as before:
+              Both when a CLIP checkpoint is configured, else attributes. Combined score =
               (1 - CLIP_WEIGHT) x attribute score + CLIP_WEIGHT x CLIP cosine min-max scaled over the searched
               tracks (cosines of different checkpoints live on different scales; the scaling puts them on the
               attribute score's 0-1 range). If the parser understood nothing, CLIP alone decides.
@@ -23,19 +30,43 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from reid_core.attributes import (ANNOTATION_KIND, CHROMATIC, COLOURS, CropAttributes, RegionColour,
-                                  TrackAttributes, aggregate, caption, load_attribute_model)
+from reid_core.attributes import (
+    ANNOTATION_KIND,
+    CHROMATIC,
+    COLOURS,
+    CropAttributes,
+    RegionColour,
+    TrackAttributes,
+    aggregate,
+    caption,
+    load_attribute_model,
+)
 from reid_core.crops import decode_image
 from reid_core.errors import InputError, WeightsError
-from reid_core.text_query import ANY, BOTH, LOWER, UPPER, ColourSpec, Constraint, ParsedQuery, parse
+from reid_core.text_query import (
+    ANY,
+    BOTH,
+    LOWER,
+    UPPER,
+    ColourSpec,
+    Constraint,
+    HeadQuery,
+    ParsedQuery,
+    parse,
+    parse_heads,
+)
 from reid_core.types import Box, Track
 
-ENGINES = ("attributes", "clip", "auto")
+ENGINES = ("attributes", "learned", "clip", "auto")
 MAX_CROPS_PER_TRACK = 24
 CLIP_WEIGHT = 0.5
+# relative to the attribute score's 1 - CLIP_WEIGHT; fixed a priori, not tuned on any benchmark (bench/text_search.py
+# reports the outcome)
+LEARNED_WEIGHT = 0.5
 MAX_TOP_K = 1000
 _CI = {c: i for i, c in enumerate(COLOURS)}
 
@@ -62,6 +93,7 @@ class TextHit:
     attribute_score: float | None = None
     clip_cosine: float | None = None
     agreements: tuple[Agreement, ...] = ()
+    learned_score: float | None = None  # the learned engine's own score (min-max scaled over the tracks)
 
     def to_json(self) -> dict:
         return {"video": self.video, "track_id": self.track_id, "frame": self.frame, "box": self.box.as_list(),
@@ -74,12 +106,13 @@ class TextHit:
 @dataclass(frozen=True)
 class TextSearchResult:
     query: str
-    engine: str  # what actually ran: "attributes", "clip" or "attributes+clip"
+    engine: str  # what actually ran: "attributes", "learned", "clip" or a "+"-joined combination
     unknown_words: tuple[str, ...]
     hits: tuple[TextHit, ...]
     parsed: ParsedQuery | None = None
     tracks_searched: int = 0
     notes: tuple[str, ...] = field(default=())
+    heads: HeadQuery | None = None  # the learned engine's reading of the query
 
     def to_json(self) -> dict:
         return {"query": self.query, "engine": self.engine, "unknown_words": list(self.unknown_words),
@@ -89,8 +122,10 @@ class TextSearchResult:
         """(label, text) lines the CLI and the app show above the results, each in its own markup: what ran,
         what of the query was understood and what was ignored, so a user can rephrase."""
         lines = [("engine", f"{self.engine} ({self.tracks_searched} tracks searched, {len(self.hits)} shown)")]
-        if self.parsed is not None and self.engine != "clip":
+        if self.parsed is not None and "attributes" in self.engine:
             lines.append(("understood", self.parsed.describe()))
+        if self.heads is not None and "learned" in self.engine:
+            lines.append(("understood (learned heads)", self.heads.describe()))
         if self.unknown_words:
             lines.append(("not understood (ignored)", ", ".join(self.unknown_words)))
         return lines + [("note", n) for n in self.notes]
@@ -120,6 +155,7 @@ def agreement(track: TrackAttributes, c: Constraint) -> float:
     if c.kind == "attribute":
         p = track.prob(c.target)
         return p if c.positive else 1.0 - p
+    assert c.colour is not None, "parse() gives every colour constraint a ColourSpec"
     up, low = colour_agreement(track.upper, c.colour), colour_agreement(track.lower, c.colour)
     value = {UPPER: up, LOWER: low, ANY: max(up, low), BOTH: 0.5 * (up + low)}[c.target]
     return value if c.positive else 1.0 - value
@@ -151,14 +187,19 @@ class TrackView:
     attributes: TrackAttributes | None = None
     clip_feature: np.ndarray | None = None
     clip_representative: int | None = None
+    head_probs: np.ndarray | None = None  # learned engine: PETA head probabilities (weighted mean over crops)
+    learned_feature: np.ndarray | None = None  # learned engine: adapted mean of the stored crop features
 
 
 class TextSearcher:
     """Text search over one store. Shareable between threads: models are locked inside, the store is LMDB."""
 
-    def __init__(self, store, clip=None, max_crops_per_track: int = MAX_CROPS_PER_TRACK):
+    def __init__(self, store, clip=None, max_crops_per_track: int = MAX_CROPS_PER_TRACK, learned=None,
+                 learned_problem: str | None = None):
         self.store = store
         self.clip = clip  # a ClipEngine, or None
+        self.learned = learned  # a textlearn.engine.LearnedText, or None
+        self.learned_problem = learned_problem  # why there is none (shown by auto, raised by learned)
         self.max_crops = max_crops_per_track
 
     # -- per-crop caches --
@@ -236,6 +277,23 @@ class TextSearcher:
             v.clip_feature = mean
             v.clip_representative = int(np.argmax(m @ mean))
 
+    def learned_describe(self, views: list[TrackView]) -> None:
+        """Head probabilities and the adapted feature of each track, from the features the store holds."""
+        keys = [k for v in views for k in v.keys]
+        feats = self.store.features(keys)
+        probs = self.learned.head_probs(feats)
+        at = 0
+        means = []
+        for v in views:
+            n = len(v.keys)
+            w = np.asarray(v.weights, np.float64)
+            v.head_probs = (probs[at:at + n] * w[:, None]).sum(0) / max(w.sum(), 1e-12)
+            m = feats[at:at + n].mean(0)
+            means.append(m / max(float(np.linalg.norm(m)), 1e-12))
+            at += n
+        for v, e in zip(views, self.learned.image_embeddings(np.stack(means)) if means else []):
+            v.learned_feature = e
+
     # -- search --
     def resolve_engine(self, engine: str) -> str:
         if engine not in ENGINES:
@@ -244,8 +302,13 @@ class TextSearcher:
             from reid_core.clip_engine import NO_CHECKPOINT_HELP
 
             raise WeightsError(NO_CHECKPOINT_HELP)
+        if engine == "learned" and self.learned is None:
+            from reid_core.textlearn.model import NO_MODEL_HELP, default_text_model
+
+            raise WeightsError(self.learned_problem or NO_MODEL_HELP.format(name=default_text_model()))
         if engine == "auto":
-            return "attributes+clip" if self.clip is not None else "attributes"
+            return "+".join(["attributes"] + (["learned"] if self.learned is not None else [])
+                            + (["clip"] if self.clip is not None else []))
         return engine
 
     def search(self, query: str, top_k: int = 10, engine: str = "auto", video_id: str | None = None,
@@ -254,20 +317,25 @@ class TextSearcher:
             raise InputError(f"top_k must be a positive whole number, got {top_k!r}")
         top_k = min(top_k, MAX_TOP_K)
         ran = self.resolve_engine(engine)
-        uses_attributes = ran in ("attributes", "attributes+clip")
+        uses_attributes = "attributes" in ran.split("+")
+        uses_learned = "learned" in ran.split("+")
+        uses_clip = "clip" in ran.split("+")
         parsed = parse(query)  # also validates the query for the CLIP engine (empty, too long)
+        heads = parse_heads(query) if uses_learned else None
         notes: list[str] = []
+        if engine == "auto" and self.learned is None and self.learned_problem:
+            notes.append(f"learned engine off: {self.learned_problem.splitlines()[0]}")
         if parsed.corrections:
             notes.append("read " + ", ".join(f"{a!r} as {b!r}" for a, b in parsed.corrections))
         views = self.views(video_id)
+        unknown = _unknown(parsed, heads, ran)
         if not views:
             notes.append("the store has no tracks yet: ingest a video first")
-            return TextSearchResult(query, ran, parsed.unknown_words if uses_attributes else (), (), parsed, 0,
-                                    tuple(notes))
+            return TextSearchResult(query, ran, unknown, (), parsed, 0, tuple(notes), heads)
         if uses_attributes and not parsed.understood and ran == "attributes":
             notes.append("no word of the query is one the attribute engine knows; try e.g. 'woman in a red top "
                          "and blue jeans, no bag'")
-            return TextSearchResult(query, ran, parsed.unknown_words, (), parsed, len(views), tuple(notes))
+            return TextSearchResult(query, ran, parsed.unknown_words, (), parsed, len(views), tuple(notes), heads)
 
         # Captions always come from attributes, so they are computed whichever engine ranks.
         try:
@@ -280,18 +348,40 @@ class TextSearcher:
         agreements: list[tuple[Agreement, ...]] = [()] * len(views)
         if uses_attributes and parsed.understood:
             for i, v in enumerate(views):
+                assert v.attributes is not None, "describe() sets every view's attributes"
                 attr_scores[i], agreements[i] = attribute_score(v.attributes, parsed)
         cos = None
-        if ran in ("clip", "attributes+clip"):
+        if uses_clip:
             self.embed(views, progress)
             text = self.clip.encode_text([query])[0]
             cos = np.array([float(v.clip_feature @ text) for v in views])
+        learned = None
+        if uses_learned:
+            self.learned_describe(views)
+            assert all(v.head_probs is not None and v.learned_feature is not None for v in views), \
+                "learned_describe() sets every view's head_probs and learned_feature"
+            ls = self.learned.score(query, np.stack([cast(np.ndarray, v.head_probs) for v in views]),
+                                    np.stack([cast(np.ndarray, v.learned_feature) for v in views]), heads)
+            learned = _minmax(ls.combined)
+        scores: np.ndarray
         if ran == "attributes":
             scores = attr_scores
-        elif ran == "clip" or not parsed.understood:
-            scores = cos if ran == "clip" else _minmax(cos)
+        elif ran == "clip":
+            assert cos is not None, "the clip engine ran"
+            scores = cos
+        elif ran == "learned":
+            assert learned is not None, "the learned engine ran"
+            scores = learned
         else:
-            scores = (1 - CLIP_WEIGHT) * attr_scores + CLIP_WEIGHT * _minmax(cos)
+            # auto: attribute score (when it understood anything) mixed with each other engine's scaled score
+            # (relative weights, normalised over what ran: attributes+clip is 0.5/0.5 as before)
+            parts = [(learned, LEARNED_WEIGHT)] if learned is not None else []
+            parts += [(_minmax(cos), CLIP_WEIGHT)] if cos is not None else []
+            if parsed.understood:
+                parts.append((attr_scores, 1.0 - CLIP_WEIGHT))
+            total = sum(w for _, w in parts)
+            # a sum of arrays scaled by floats is an array (mypy sees sum()'s int start)
+            scores = cast(np.ndarray, sum(x * w for x, w in parts) / total)
 
         # Ties (identical descriptions) keep a stable order: longer tracks first, then track id.
         def rank_key(i: int) -> tuple:
@@ -314,9 +404,19 @@ class TextSearcher:
                 v.track.frames[pos], v.track.boxes[pos], key, float(scores[i]),
                 caption(v.attributes) if v.attributes is not None else "",
                 float(attr_scores[i]) if uses_attributes and parsed.understood else None,
-                float(cos[i]) if cos is not None else None, agreements[i]))
-        return TextSearchResult(query, ran, parsed.unknown_words if uses_attributes else (), tuple(hits), parsed,
-                                len(views), tuple(notes))
+                float(cos[i]) if cos is not None else None, agreements[i],
+                float(learned[i]) if learned is not None else None))
+        return TextSearchResult(query, ran, unknown, tuple(hits), parsed, len(views), tuple(notes), heads)
+
+
+def _unknown(parsed: ParsedQuery, heads: HeadQuery | None, ran: str) -> tuple[str, ...]:
+    """Words no engine that ran could use: with the learned engine, those neither parser understood."""
+    engines = ran.split("+")
+    if "learned" in engines and heads is not None:
+        if "attributes" in engines:
+            return tuple(u for u in heads.unknown_words if u.split(" (")[0] in parsed.unknown_words)
+        return heads.unknown_words
+    return parsed.unknown_words if "attributes" in engines else ()
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
@@ -324,23 +424,49 @@ def _minmax(x: np.ndarray) -> np.ndarray:
     return np.full_like(x, 0.5) if hi - lo < 1e-9 else (x - lo) / (hi - lo)
 
 
+def _store_embedder(store) -> str:
+    from reid_core.embedding import DEFAULT_MODEL
+
+    held = sorted({r.settings.get("embedder") for r in store.runs()} - {None})
+    return held[0] if held else DEFAULT_MODEL
+
+
+def load_learned_for(store, text_model: str | None = None):
+    """(LearnedText or None, why not): the text model, if one exists and reads this store's embedder's features."""
+    from reid_core.textlearn.engine import load_learned
+
+    try:
+        learned = load_learned(text_model)
+    except WeightsError as e:
+        return None, str(e)
+    held = _store_embedder(store)
+    if learned.embedder != held:
+        return None, (f"text model {learned.model.name} was trained on {learned.embedder} features but this store "
+                      f"holds {held}'s; retrain it with `reid train text --peta DIR --embedder {held}`")
+    return learned, None
+
+
 def searcher_for(store, engine: str = "auto", clip_checkpoint: str | Path | None = None,
-                 clip_model: str | None = None) -> TextSearcher:
-    """A searcher with CLIP loaded when asked for or configured ($REID_CLIP_CHECKPOINT)."""
+                 clip_model: str | None = None, text_model: str | None = None) -> TextSearcher:
+    """A searcher with CLIP loaded when asked for or configured ($REID_CLIP_CHECKPOINT), and the learned text model
+    ($REID_TEXT_MODEL, default peta-text) when one is trained."""
     from reid_core.clip_engine import checkpoint_from_env, load_clip
 
     clip = None
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "clip" or clip_checkpoint or (engine == "auto" and checkpoint_from_env()):
-        if engine != "attributes":
+        if engine not in ("attributes", "learned"):
             clip = load_clip(clip_checkpoint, clip_model)
-    return TextSearcher(store, clip)
+    learned, problem = (load_learned_for(store, text_model) if engine in ("learned", "auto") else (None, None))
+    return TextSearcher(store, clip, learned=learned, learned_problem=problem)
 
 
 def search_text(store, query: str, top_k: int = 10, engine: str = "auto", clip_checkpoint: str | Path | None = None,
-                clip_model: str | None = None, video_id: str | None = None) -> TextSearchResult:
-    return searcher_for(store, engine, clip_checkpoint, clip_model).search(query, top_k, engine, video_id)
+                clip_model: str | None = None, video_id: str | None = None,
+                text_model: str | None = None) -> TextSearchResult:
+    return searcher_for(store, engine, clip_checkpoint, clip_model, text_model).search(query, top_k, engine,
+                                                                                       video_id)
 
 
 

@@ -37,10 +37,3 @@ def served(demo):
     finally:
         demo.close()
 
-
-# ---- transitional: the text-search test files still directly in tests/ -------------------------------------------
-# tests/test_text_search.py, test_text_search_ui.py and test_text_search_app.py are being edited elsewhere and stay
-# here for now; they use the real-data fixtures and `from tests.conftest import GT, PERSONS`. Re-exported so they
-# keep working (the fixtures cache their store per session, so it is built once for both directories). Remove this
-# block when those files move to tests/integration/ (and tests/unit/ for their pure parts).
-from tests.integration.conftest import GT, PERSONS, PETS, SHARED, VIDEO, cli_env, pets_store, store_copy  # noqa: E402,F401

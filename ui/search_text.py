@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import gradio as gr
@@ -19,6 +20,9 @@ from reid_core.crops import decode_image
 from reid_core.errors import ReidError
 from ui.common import error_text
 
+if TYPE_CHECKING:
+    from reid_core.store import Store
+
 ANY = "any"
 GENDERS = [ANY, "man", "woman"]
 COLOUR_CHOICES = [ANY] + [c for c in COLOURS] + ["light blue", "dark blue", "navy", "beige"]
@@ -27,7 +31,7 @@ LOWER_GARMENTS = ["trousers", "jeans", "shorts", "skirt"]
 CARRYING = [ANY, "a bag", "a backpack", "no bag", "no backpack", "nothing"]
 HATS = [ANY, "a hat", "no hat"]
 HAIR = [ANY, "long hair", "short hair"]
-ENGINE_CHOICES = ["auto", "attributes", "clip"]
+ENGINE_CHOICES = ["auto", "attributes", "learned", "clip"]
 TABLE_HEADERS = ["rank", "similarity %", "video", "frame", "track", "box x,y,w,h", "caption", "why"]
 THUMB_H = 256  # stored crops are often under 100 px tall; shown enlarged so clothing is visible
 
@@ -141,7 +145,8 @@ def build(get_store: Callable[[], object] | None = None) -> None:
     gallery = gr.Gallery(label="Matches", columns=4, height="auto", object_fit="contain")
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Details", interactive=False, wrap=True)
 
-    tags = [gender, upper_colour, upper_garment, lower_colour, lower_garment, carrying, hat, hair, extra]
+    tags: list[gr.Dropdown | gr.Textbox] = [gender, upper_colour, upper_garment, lower_colour,
+                                           lower_garment, carrying, hat, hair, extra]
     for t in tags:
         t.change(compose_prompt, inputs=tags, outputs=prompt, api_visibility="private")
     clear_btn.click(lambda: [ANY, ANY, "top", ANY, "trousers", ANY, ANY, ANY, "", ""], outputs=tags + [prompt],
@@ -151,7 +156,7 @@ def build(get_store: Callable[[], object] | None = None) -> None:
         if not query or not query.strip():
             return [], "Describe someone first: pick a tag or type a description.", _empty_table()
         try:
-            store = get_store()
+            store = cast("Store", get_store())  # a Store, or a stand-in with its API
             # the first search of a store describes its tracks (then cached): show how far that has got
             result = searchers.get(store, engine).search(
                 query, top_k=int(top_k), engine=engine,
@@ -164,7 +169,9 @@ def build(get_store: Callable[[], object] | None = None) -> None:
             pct = h.score * 100
             # the description first: tiles show one line, and it is the part that says why this person matched
             label = f"{pct:.0f}% · {h.caption} · {Path(h.video).name} frame {h.frame} · track {h.track_id}"
-            items.append((_thumbnail(crops[h.crop_key].jpeg), label))
+            jpeg = crops[h.crop_key].jpeg
+            assert jpeg is not None, "get_crops(jpeg=True) fills every crop's jpeg"
+            items.append((_thumbnail(jpeg), label))
             rows.append([rank, round(pct, 1), Path(h.video).name, h.frame, h.track_id,
                          ",".join(f"{v:.0f}" for v in h.box.as_list()), h.caption, h.explanation()])
         lines = [f"*{text}*" if label == "note" else f"**{label.capitalize()}:** {text}"

@@ -16,8 +16,11 @@ def register(app: typer.Typer) -> None:
 def search_text_cmd(
     query: Annotated[str, typer.Argument(help='What the person looks like, e.g. "man in a red top with a backpack".')],
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="How many tracks to return.")] = 10,
-    engine: Annotated[str, typer.Option(help="attributes (offline model), clip (needs --clip-checkpoint), or auto "
-                                             "(both when a CLIP checkpoint is configured).")] = "auto",
+    engine: Annotated[str, typer.Option(help="attributes (offline model), learned (the PETA-trained text model, "
+                                             "see `reid train text`), clip (needs --clip-checkpoint), or auto "
+                                             "(every one available, combined).")] = "auto",
+    text_model: Annotated[str | None, typer.Option("--text-model", help="Learned text model name or .pt file "
+                                                   "(default $REID_TEXT_MODEL or peta-text).")] = None,
     clip_checkpoint: Annotated[Path | None, typer.Option("--clip-checkpoint", help="Local CLIP checkpoint file "
                                                          "(default $REID_CLIP_CHECKPOINT). None ships.")] = None,
     clip_model: Annotated[str | None, typer.Option("--clip-model", help="open_clip model name for open_clip-format "
@@ -32,7 +35,7 @@ def search_text_cmd(
     from reid_core.store import Store
     from reid_core.text_search import searcher_for
 
-    searcher = searcher_for(Store(store_path(store)), engine, clip_checkpoint, clip_model)
+    searcher = searcher_for(Store(store_path(store)), engine, clip_checkpoint, clip_model, text_model)
     result = searcher.search(query, top_k=top_k, engine=engine, video_id=video_id)
 
     def human(_: dict) -> str:

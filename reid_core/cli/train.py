@@ -9,7 +9,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
     train_app.command("moco")(moco_cmd)
     train_app.command("supervised")(supervised_cmd)
     train_app.command("list")(list_cmd)
+    train_app.command("text")(text_cmd)
     app.command("adapt")(adapt_cmd)
 
 
@@ -128,6 +129,7 @@ def _data(store: Path | None, market: Path | None, folder: Path | None, video, f
     if labelled:
         raise InputError("--folder is unlabelled images; supervised training needs --market DIR (PID_cCAM names) "
                          "or --store DIR (tracks as identities)")
+    assert folder is not None, "exactly one data source was given and it is not store or market"
     return td.folder_samples(folder, labelled=False)
 
 
@@ -194,6 +196,54 @@ def supervised_cmd(
     _emit(summary, json_out)
 
 
+def text_cmd(
+    peta: Annotated[Path, typer.Option("--peta", help="PETA folder (subset folders with Label.txt), e.g. "
+                                       "../shared/data/peta.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the text model (written as text/NAME.pt in "
+                                      "$REID_WEIGHTS_DIR or weights/; search uses $REID_TEXT_MODEL, default "
+                                      "peta-text).")] = "peta-text",
+    embedder: Annotated[str | None, typer.Option("--embedder", help="Embedder whose features the model reads; "
+                                                 "must be the one your stores were ingested with (default: the "
+                                                 "default embedder).")] = None,
+    epochs: Epochs = None, lr: Lr = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Image-caption pairs per step.")] = 128,
+    mlm_weight: Annotated[float, typer.Option("--mlm-weight", help="Masked-token auxiliary loss weight "
+                                              "(0 = off).")] = 0.1,
+    sdm_weight: Annotated[float, typer.Option("--sdm-weight", help="Weight of the SDM loss beside the soft "
+                                              "cross-entropy alignment loss.")] = 0.1,
+    split_seed: Annotated[int, typer.Option("--split-seed", help="Seed of the train/val/test split by "
+                                            "identity.")] = 0,
+    seed: Seed = 0, max_steps: MaxSteps = 0,
+    run_dir: RunDir = None, out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Where NAME.pt goes "
+                                               "(default $REID_WEIGHTS_DIR/text or weights/text).")] = None,
+    resume: Resume = True, json_out: JsonOpt = False,
+) -> None:
+    """Text search that learns: PETA attribute heads + a text encoder aligned to the store's features (CPU)."""
+    _check_name(name)
+    from reid_core.training.text import TEXT_TRAIN, TextTrainOptions, train_text
+
+    overrides: dict[str, Any] = {k: v for k, v in {"epochs": epochs, "lr": lr}.items() if v is not None}
+    config = replace(TEXT_TRAIN, **overrides, seed=seed, max_steps=max_steps)
+    summary = train_text(peta, name, embedder, config, TextTrainOptions(batch_size=batch_size,
+                                                                        mlm_weight=mlm_weight,
+                                                                        sdm_weight=sdm_weight,
+                                                                        split_seed=split_seed),
+                         run_dir, out_dir, resume, progress=not wants_json(json_out), log=_log)
+
+    def human(d: dict) -> str:
+        return "\n".join([
+            f"trained text model {d['name']} on {d['train_persons']} PETA persons ({d['train_images']} images, "
+            f"features of {d['embedder']}), {d['epochs']} epochs in {d['seconds']:.0f} s "
+            f"(embedding {d['embed_seconds']:.0f} s)" + (f", resumed after epoch {d['resumed_from']}"
+                                                         if d["resumed_from"] else ""),
+            f"validation ({d['val_persons']} persons): {d['validation']}",
+            f"held out, never trained or tuned on: {d['test_persons']} persons (split seed {split_seed}); "
+            f"score them with bench/text_search.py --peta {peta}",
+            f"model: {d['model_path']}", f"logs: {d['run_dir']}/metrics.csv, {d['run_dir']}/tb"])
+
+    emit(summary.to_dict(), json_out, human)
+
+
 def list_cmd(json_out: JsonOpt = False) -> None:
     """Trained models found in $REID_WEIGHTS_DIR, weights/ and ../shared/weights/."""
     from reid_core.models import list_trained, read_model_file
@@ -244,16 +294,15 @@ def adapt_cmd(
         if value is not None:
             checks.score(value, what)
     _check_name(name)
-    from reid_core.training.pseudo_labels import PseudoLabelConfig
-    from reid_core.training.recipes import ADAPT_TRAIN, adapt
-    from reid_core.training.supervised import SupervisedConfig
-
     # Cosines are on the scale of the embedder whose features the store holds (the pseudo-labels are built on them).
     from reid_core.calibration import calibration_for
     from reid_core.embedding import DEFAULT_MODEL
     from reid_core.store import Store
+    from reid_core.training.pseudo_labels import PseudoLabelConfig
+    from reid_core.training.recipes import ADAPT_TRAIN, adapt
+    from reid_core.training.supervised import SupervisedConfig
 
-    held = {r.settings.get("embedder") for r in Store(store_path(store)).runs()} - {None}
+    held = {e for r in Store(store_path(store)).runs() if (e := r.settings.get("embedder")) is not None}
     cal = calibration_for(sorted(held)[0] if held else DEFAULT_MODEL)
     labels = PseudoLabelConfig(min_crops=min_crops,
                                switch_similarity=cal.change_similarity if switch_similarity is None

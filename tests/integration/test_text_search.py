@@ -15,12 +15,12 @@ from tests.conftest import ROOT, reid_cli
 sys.path.insert(0, str(ROOT / "bench"))
 from text_search import evaluate, query_from_labels, track_persons  # noqa: E402
 
-LABELS = json.loads((Path(__file__).parent / "data" / "pets_person_labels.json").read_text())["persons"]
+LABELS = json.loads((ROOT / "tests" / "data" / "pets_person_labels.json").read_text())["persons"]
 
 
 @pytest.fixture(scope="module")
 def owners(pets_store):
-    from tests.conftest import GT, PERSONS
+    from tests.integration.conftest import GT, PERSONS
 
     store, _ = pets_store
     return track_persons(store.tracks(), GT, PERSONS)
@@ -69,7 +69,7 @@ def test_label_queries_beat_chance_clearly(pets_store):
 
 
 def _gt():
-    from tests.conftest import GT, PERSONS
+    from tests.integration.conftest import GT, PERSONS
 
     return GT, PERSONS
 
@@ -136,6 +136,7 @@ def test_errors(pets_store, tmp_path, monkeypatch):
 def test_auto_without_clip_is_attributes(pets_store, monkeypatch):
     store, _ = pets_store
     monkeypatch.delenv("REID_CLIP_CHECKPOINT", raising=False)
+    monkeypatch.setenv("REID_TEXT_MODEL", "no-such-text-model")  # a trained weights/text/peta-text.pt joins auto
     assert search_text(store, "man", top_k=1).engine == "attributes"
 
 

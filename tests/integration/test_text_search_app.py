@@ -1,10 +1,9 @@
 """The whole app's Search tab, driven through gradio_client: text search over a store ingested from a PETS range."""
 import pytest
 
-from tests.conftest import served
-from tests.test_text_search_ui import TABLE_HEADERS
-
 import app
+from tests.conftest import served
+from tests.integration.test_text_search_ui import TABLE_HEADERS
 
 
 @pytest.fixture(scope="module")
