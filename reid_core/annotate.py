@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from reid_core import checks
 from reid_core.errors import InputError, VideoError
 from reid_core.matching import TrackDecision
 from reid_core.sightings import ENROLLED, Sighting
@@ -155,18 +156,6 @@ def _open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWrit
     return w
 
 
-def _check_out(out_path: str | Path) -> Path:
-    out = Path(out_path)
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"the clip is written as MP4: its file name must end in .mp4, got {out.name!r}")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"folder {str(parent)!r} does not exist; create it first or pick another path for the clip")
-    if out.is_dir():
-        raise InputError(f"{str(out)!r} is a folder; give a file name ending in .mp4")
-    return out
-
-
 class _Clip:
     """One MP4 being written: to a hidden temporary file beside the target, renamed over it only when complete,
     so an error (or a crash) never leaves a half-written clip under the wanted name."""
@@ -207,7 +196,7 @@ def export_clip(video_path: str | Path, overlays_by_frame: dict[int, list[Overla
                 from_frame: int, to_frame: int, fps: float | None = None, caption: str = "") -> Path:
     """Frames from_frame..to_frame (inclusive) of the video with their overlays drawn and a frame/time stamp (and
     the caption, e.g. the camera) in a corner, as an MP4 at `fps` (default: the video's own)."""
-    out = _check_out(out_path)
+    out = checks.output_path(out_path, (".mp4",), "the clip (MP4)")
     if fps is not None and not (fps > 0 and np.isfinite(fps)):
         raise InputError(f"the clip's frame rate must be more than 0, got {fps}")
     info = FRAMES.info(video_path)
@@ -241,7 +230,7 @@ def sightings_clip(store: Store, found: list[Sighting], out_path: str | Path, pa
     """The sightings one after another (their frames +- pad_frames, in the order given), each from its stored
     video, resized to the first video's size, with the identity's boxes only. A sighting whose video is gone from
     its stored path (or is another file now) is skipped and named in ClipResult.skipped; at most max_frames."""
-    out = _check_out(out_path)
+    out = checks.output_path(out_path, (".mp4",), "the clip (MP4)")
     if not found:
         raise InputError("there are no sightings to put in a clip")
     if pad_frames < 0:

@@ -72,18 +72,25 @@ def frame_range(start: object, stop: object, names: tuple[str, str] = ("--from-f
     return a, b
 
 
-def export_path(path: str | Path) -> Path:
-    """Where a result list may be written: .csv or .json, into a folder that exists. A missing folder is refused
-    rather than created: it is more often a typo than a wish, and files should not land somewhere unexpected."""
+def output_path(path: str | Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """Where a result file (`what`: the option or thing it is for) may be written: a name ending in one of
+    `suffixes`, in a folder that exists. Checked before any work, and a missing folder is refused rather than
+    created: it is more often a typo than a wish, and files should not land somewhere unexpected."""
     p = Path(path)
-    if p.suffix.lower() not in EXPORT_SUFFIXES:
-        raise InputError(f"--export must end in .csv or .json, got {p.name!r}")
+    endings = " or ".join(suffixes)
+    if p.suffix.lower() not in suffixes:
+        raise InputError(f"{what} must end in {endings}, got {p.name!r}")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"--export: folder {str(parent)!r} does not exist; create it first or pick another path")
+        raise InputError(f"{what}: folder {str(parent)!r} does not exist; create it first or pick another path")
     if p.is_dir():
-        raise InputError(f"--export: {str(p)!r} is a folder; give a file name ending in .csv or .json")
+        raise InputError(f"{what}: {str(p)!r} is a folder; give a file name ending in {endings}")
     return p
+
+
+def export_path(path: str | Path) -> Path:
+    """Where a result list may be written: .csv or .json."""
+    return output_path(path, EXPORT_SUFFIXES, "--export")
 
 
 # Query images are person crops or single frames; a bigger file is a mistake or an attack, and it would be read

@@ -32,18 +32,6 @@ def _store(store):
     return Store(store_path(store))
 
 
-def _out_path(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
-    """Checked before any work, like --export: a typo in the folder must not cost the matching."""
-    if path.suffix.lower() not in suffixes:
-        raise InputError(f"{what} must end in {' or '.join(suffixes)}, got {path.name!r}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{what}: folder {str(parent)!r} does not exist; create it first or pick another path")
-    if path.is_dir():
-        raise InputError(f"{what}: {str(path)!r} is a folder; give a file name")
-    return path
-
-
 def timeline_cmd(name: NameArg, threshold: ThresholdOpt = None, enrolled_only: EnrolledOnlyOpt = False,
                  plot: Annotated[Path | None, typer.Option(
                      help="Also draw the timeline (one row per camera/video) into this .png file.")] = None,
@@ -53,7 +41,7 @@ def timeline_cmd(name: NameArg, threshold: ThresholdOpt = None, enrolled_only: E
     """Where and when NAME was seen: each camera, video and track, with frames and seconds."""
     threshold = checks.score(threshold) if threshold is not None else None
     if plot is not None:
-        plot = _out_path(plot, (".png",), "--plot")
+        plot = checks.output_path(plot, (".png",), "--plot")
     if export is not None:
         export = checks.export_path(export)
     from reid_core.sightings import sightings, sightings_json, timeline_figure, write_sightings
@@ -103,7 +91,7 @@ def clip_identity_cmd(name: NameArg, out: OutOpt, threshold: ThresholdOpt = None
     checks.count(pad_frames, "--pad-frames", minimum=0)
     if max_frames is not None:
         checks.count(max_frames, "--max-frames")
-    out = _out_path(out, (".mp4",), "--out")
+    out = checks.output_path(out, (".mp4",), "--out")
     from reid_core.annotate import sightings_clip
     from reid_core.sightings import sightings
 
@@ -129,7 +117,7 @@ def clip_video_cmd(video: Annotated[Path, typer.Argument(help="Video file.")], o
     """An MP4 of the identify result on VIDEO: every track boxed, named (green) or unknown (amber)."""
     threshold = checks.score(threshold) if threshold is not None else None
     checks.frame_range(from_frame, to_frame)
-    out = _out_path(out, (".mp4",), "--out")
+    out = checks.output_path(out, (".mp4",), "--out")
     from reid_core.annotate import export_clip, overlays_for_decisions
     from reid_core.matching import identify
     from reid_core.video import check_range, probe
