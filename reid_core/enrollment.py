@@ -27,6 +27,7 @@ from reid_core.errors import InputError, StoreError
 from reid_core.ingest import Progress, ensure_ingested
 from reid_core.matching import MIN_TRACK_CROPS, Gallery, identity_segments
 from reid_core.names import validate_name, validate_new_name
+from reid_core.sampling import track_features
 from reid_core.settings import Settings, current
 from reid_core.stitching import video_tracks
 from reid_core.store import Store
@@ -223,7 +224,7 @@ def enroll(store: Store, video: str | Path, name: str, from_frame: int = 0, to_f
     fps = (video_rec.fps if video_rec else 0) or 25.0
     size = (video_rec.width, video_rec.height) if video_rec else (0, 0)
     seed = pick_person(segments, start, stop, at_frame, box, fps, track)
-    feats = {t.label: store.features(t.keys) for t in segments}
+    feats = {t.label: track_features(store, t.keys, t.frames, t.track_id) for t in segments}
     chain = _Visit(segments, feats, fps, size, calibration.link_similarity).grow(seed)
 
     keys = [k for t in chain for k in t.keys]

@@ -16,8 +16,8 @@ from scipy.optimize import linear_sum_assignment
 from reid_core.errors import InputError
 from reid_core.types import Box, Track, iou_matrix
 
-__all__ = ["GtBox", "GtFrames", "gt_ids_of_track", "iou_matrix", "load_mot_gt", "load_persons", "majority_gt_id",
-           "match_boxes", "read_gt"]
+__all__ = ["GtBox", "GtFrames", "gt_ids_of_track", "idf1", "iou_matrix", "load_mot_gt", "load_persons",
+           "majority_gt_id", "match_boxes", "read_gt"]
 
 GtFrames = dict[int, list[tuple[int, Box]]]  # frame -> [(gt id, box)]
 
@@ -112,3 +112,22 @@ def majority_gt_id(track: Track, gt: GtFrames, min_iou: float = 0.5) -> tuple[in
         return None, 0.0
     gid, n = counts.most_common(1)[0]
     return gid, n / len(ids)
+
+
+def idf1(tracks: list[Track], gt: GtFrames, frames: range, min_iou: float = 0.5) -> float:
+    """IDF1 (motmetrics: identity-preserving F1 over every gt and predicted box) of `tracks` in `frames`, each
+    Track (or segment: track id and segment number) one predicted identity."""
+    import motmetrics as mm
+
+    acc = mm.MOTAccumulator(auto_id=False)
+    by_frame: dict[int, list[tuple[str, Box]]] = defaultdict(list)
+    for t in tracks:
+        for f, b in zip(t.frames, t.boxes):
+            by_frame[f].append((t.label, b))
+    for f in frames:
+        truth, pred = gt.get(f, []), by_frame.get(f, [])
+        dist = 1.0 - iou_matrix([b for _, b in truth], [b for _, b in pred])
+        dist[dist > 1.0 - min_iou] = np.nan
+        acc.update([i for i, _ in truth], [label for label, _ in pred], dist, frameid=f)
+    summary = mm.metrics.create().compute(acc, metrics=["idf1"], name="run")
+    return float(summary["idf1"].iloc[0])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reid_core import clock
 from reid_core.errors import InputError
+from reid_core.fusion import FACE_THRESHOLD
 from reid_core.matching import SearchHit, TrackDecision
 from reid_core.store import Store, VideoRecord
 from reid_core.types import Match
@@ -32,21 +34,26 @@ def refine(decisions: list[TrackDecision], threshold: float | None = None, ident
             continue
         out.append(TrackDecision(d.track_id, m, [d.frames[i] for i in keep], [d.boxes[i] for i in keep],
                                  [d.keys[i] for i in keep] if len(d.keys) == len(d.frames) else d.keys, d.segment,
-                                 d.video_id, d.camera))
+                                 d.video_id, d.camera, d.visual_score, d.st, d.evidence, d.face_score, d.face_keys))
     return out
 
 
 def decisions_json(decisions: list[TrackDecision], threshold: float, video: VideoRecord | None = None) -> dict:
     """The `reid identify --json` contract. With the stored video the decisions are of, it also says where and
-    when: top-level "video" (path), "video_id", "camera", "fps", and per track "camera", "first_s", "last_s"
-    (frame / fps; None when the container gives no frame rate)."""
+    when: top-level "video" (path), "video_id", "camera", "fps", "start" (the wall clock of frame 0, ISO-8601 UTC;
+    None when unknown), and per track "camera", "first_s", "last_s" (frame / fps; None when the container gives no
+    frame rate), and where the start is known "first_time", "last_time" (wall clock, ISO-8601). Where camera timing (st)
+    moved a score, the track also has "visual_score" (the plain cosine) and "st" (why). Where a face on the track
+    took part, it has "evidence" ("face", "body" or "face+body": what decided) and "face_score" (face cosine to
+    best_match, None if that identity has no face), and the top level "face_threshold"."""
     out: dict = {"threshold": threshold}
     if video is not None:
         other = {d.video_id for d in decisions if d.video_id and d.video_id != video.video_id}
         if other:
             raise InputError(f"the decisions are of video {sorted(other)[0][:12]}, not of {video.path} "
                              f"({video.video_id[:12]})")
-        out.update({"video": video.path, "video_id": video.video_id, "camera": video.camera, "fps": video.fps})
+        out.update({"video": video.path, "video_id": video.video_id, "camera": video.camera, "fps": video.fps,
+                    "start": clock.iso(video.start)})
     tracks = []
     for d in decisions:
         t = {"track_id": d.track_id, "segment": d.segment, "identity": d.match.identity,
@@ -56,6 +63,16 @@ def decisions_json(decisions: list[TrackDecision], threshold: float, video: Vide
             t["camera"] = d.camera or video.camera
             t["first_s"] = _seconds(d.frames[0], video.fps) if d.frames else None
             t["last_s"] = _seconds(d.frames[-1], video.fps) if d.frames else None
+            if video.start is not None and d.frames:
+                t["first_time"] = clock.iso(clock.frame_time(video.start, video.fps, d.frames[0]))
+                t["last_time"] = clock.iso(clock.frame_time(video.start, video.fps, d.frames[-1]))
+        if d.visual_score is not None:
+            t["visual_score"] = round(d.visual_score, 4)
+            t["st"] = d.st
+        if d.face_keys:  # a face on the track took part (reid_core/fusion.py); else the contract as it was
+            t["evidence"] = d.evidence
+            t["face_score"] = None if d.face_score is None else round(d.face_score, 4)
+            out["face_threshold"] = FACE_THRESHOLD
         tracks.append(t)
     out["tracks"] = tracks
     return out
@@ -75,10 +92,20 @@ def filter_hits(hits: list[SearchHit], min_score: float | None = None, camera: s
 
 
 def hits_json(hits: list[SearchHit], store: Store | None = None) -> dict:
-    paths = {v.video_id: v.path for v in store.videos()} if store is not None else {}
-    return {"results": [{"key": h.key, "video_id": h.video_id, "video": paths.get(h.video_id), "camera": h.camera,
-                         "frame": h.frame, "box": h.box.as_list(), "track_id": h.track_id, "score": round(h.score, 4)}
-                        for h in hits]}
+    """The `reid search-image --json` contract; "time" is the hit's wall clock (ISO-8601; only where its video's
+    start is known), and where camera timing moved a score, "visual_score" and "st" say from what and why."""
+    videos = {v.video_id: v for v in store.videos()} if store is not None else {}
+    out = []
+    for h in hits:
+        v = videos.get(h.video_id)
+        r = {"key": h.key, "video_id": h.video_id, "video": v.path if v else None, "camera": h.camera,
+             "frame": h.frame, "box": h.box.as_list(), "track_id": h.track_id, "score": round(h.score, 4)}
+        if v is not None and v.start is not None:
+            r["time"] = clock.iso(clock.frame_time(v.start, v.fps, h.frame))
+        if h.visual_score is not None:
+            r.update({"visual_score": round(h.visual_score, 4), "st": h.st})
+        out.append(r)
+    return {"results": out}
 
 
 def export(result: dict, path: str | Path) -> Path:

@@ -34,6 +34,13 @@ class IngestSettings:
     embedder: str = DEFAULT_MODEL
     backend: str = "openvino"
     flip: bool = False
+    # 1: every confident crop gets a feature; S > 1: ambiguous crops plus one per S processed frames of each
+    # unambiguous chain (reid_core/sampling.py). 5 costs nothing measurable in IDF1/purity (docs/ingest.md).
+    feature_every: int = 5
+    # 1: the detector runs on every processed frame; K > 1: on every K-th, the tracker predicting in between and
+    # the boxes of the frames between two detections of a track interpolated (stored, marked, without features).
+    # 0: chosen per video from its frame rate (for_video).
+    detect_every: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,20 +52,45 @@ class IngestSettings:
         """Whether a run's stored settings are these (runs stored before a knob existed lack its key)."""
         return settings_digest(stored) == self.digest()
 
+    def covers(self, stored: dict) -> bool:
+        """Whether a run stored with `stored` serves these settings' flows: the same settings, or the same but for
+        how densely it detected and embedded (every flow reads both kinds of run), so footage ingested before the
+        sampling defaults changed is used, not ingested again."""
+        mine = {k: v for k, v in self.as_dict().items() if k not in SAMPLING_KNOBS}
+        theirs = {k: v for k, v in stored.items() if k not in SAMPLING_KNOBS}
+        return settings_digest(theirs) == settings_digest(mine)
+
+    def for_video(self, fps: float) -> IngestSettings:
+        """These settings with detect_every decided for a video: the detector every 2nd frame when that still runs
+        it at least DETECTIONS_PER_S times a second, else every frame. Measured on PETS09-S2L1 (7 fps): every 2nd
+        frame keeps IDF1 and purity, every 3rd (2.3 detections/s) loses a third of the IDF1 (docs/ingest.md)."""
+        if self.detect_every:
+            return self
+        return replace(self, detect_every=2 if fps / 2 >= DETECTIONS_PER_S else 1)
+
+
+SAMPLING_KNOBS = ("feature_every", "detect_every")
+DETECTIONS_PER_S = 3.5
+
 
 def settings_digest(d: dict) -> str:
     """The run id's settings part. Knobs that became settings after stores existed (LEGACY_KNOBS) count only when
     changed from the value they always had, so stored runs keep their ids."""
     d = json.loads(json.dumps(d))
     for section, values in LEGACY_KNOBS.items():
+        where = d if section == "" else d.get(section, {})
         for key, value in values.items():
-            if d.get(section, {}).get(key, value) == value:
-                d.get(section, {}).pop(key, None)
+            if where.get(key, value) == value:
+                where.pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# Values these knobs had while they were hard-coded in tracking.py (before 2026-12-01).
-LEGACY_KNOBS = {"tracker": {"gmc_method": "none", "proximity_thresh": 0.5, "appearance_thresh": 0.0}}
+# Values these knobs had while they were hard-coded in tracking.py (before 2026-12-01), or before they existed
+# ("": top-level knobs; every crop embedded and every frame detected until 2026-12-02).
+LEGACY_KNOBS: dict[str, dict[str, object]] = {
+    "tracker": {"gmc_method": "none", "proximity_thresh": 0.5, "appearance_thresh": 0.0},
+    "": {"feature_every": 1, "detect_every": 1},
+}
 
 
 def ingest_settings_for(embedder: str) -> IngestSettings:
@@ -71,6 +103,7 @@ def ingest_settings_for(embedder: str) -> IngestSettings:
 class Settings:
     store: Path
     ingest: IngestSettings
+    faces: bool = True  # face evidence in verify/identify ($REID_FACES=0 turns it off: the body alone decides)
 
     @property
     def embedder(self) -> str:
@@ -92,10 +125,11 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, store: str | Path | None = None,
                  embedder: str | None = None) -> Settings:
-        """$REID_STORE and $REID_EMBEDDER, unless given (a CLI option or the app's argument wins)."""
+        """$REID_STORE and $REID_EMBEDDER, unless given (a CLI option or the app's argument wins); $REID_FACES."""
         env = os.environ if env is None else env
         name = embedder or env.get("REID_EMBEDDER") or DEFAULT_MODEL
-        return cls(Path(store or env.get("REID_STORE") or DEFAULT_STORE), ingest_settings_for(name))
+        faces = (env.get("REID_FACES") or "1").strip().lower() not in ("0", "off", "false", "no")
+        return cls(Path(store or env.get("REID_STORE") or DEFAULT_STORE), ingest_settings_for(name), faces)
 
     def with_embedder(self, embedder: str) -> Settings:
         return replace(self, ingest=ingest_settings_for(embedder))

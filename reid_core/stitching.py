@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reid_core.sampling import track_features
 from reid_core.segments import split_track
 from reid_core.settings import Settings, current
 from reid_core.store import Store
@@ -29,7 +30,7 @@ def video_tracks(store: Store, video_id: str, from_frame: int | None = None, to_
     settings = current(settings)
     segments = []
     for t in _joined_tracks(store, video_id, from_frame, to_frame, settings.ingest.tracker.appearance_gate):
-        segments += split_track(t, store.features(t.keys), settings.segments)
+        segments += split_track(t, track_features(store, t.keys, t.frames, t.track_id), settings.segments)
     return sorted(segments, key=lambda t: (t.frames[0], t.track_id, t.segment))
 
 
@@ -55,7 +56,7 @@ def _joined_tracks(store: Store, video_id: str, from_frame: int | None, to_frame
 
     def feat(t: Track) -> np.ndarray:
         if t.track_id not in feats:
-            feats[t.track_id] = l2_normalize(store.features(t.keys).mean(axis=0))
+            feats[t.track_id] = l2_normalize(track_features(store, t.keys, t.frames, t.track_id).mean(axis=0))
         return feats[t.track_id]
 
     for r1 in runs:

@@ -8,8 +8,8 @@ Layout (LMDB named databases, all keys UTF-8):
   feats        same key -> float32 bytes
   tracks       "{track_id:08d}" -> TrackRecord json   (track ids are unique in the store)
   pending      "{run_id}/{frame:08d}" -> detections+features of an unfinished run (replayed to resume tracking)
-  identities   name -> IdentityRecord json
-  annotations  "{crop key}\\0{kind}" -> bytes         (per-crop caches: attributes, other models' features)
+  identities   name -> IdentityRecord json           (with any enrolled face photos: deleted with the record)
+  annotations  "{crop key}\\0{kind}" -> bytes         (per-crop caches: attributes, other models' features, faces)
   counters     "track" -> next track id
 
 Every write is one LMDB transaction: a crash leaves the store as it was before that call, never half-written.
@@ -34,7 +34,7 @@ from reid_core import names
 from reid_core.errors import StoreError
 from reid_core.names import validate_name  # also the public name callers import from the store
 from reid_core.store_env import SharedEnv, shared_env, translate
-from reid_core.types import Box, Crop, Identity, Track
+from reid_core.types import Box, Crop, FaceSample, Identity, Track
 
 DBS = ("videos", "runs", "crops", "meta", "feats", "tracks", "pending", "identities", "annotations", "counters")
 NAME_MAX = 64
@@ -58,6 +58,10 @@ class VideoRecord:
     width: int
     height: int
     added: float = 0.0
+    # wall clock of frame 0 (UTC epoch seconds) and where it came from: "cli" (given at ingest), "container" (the
+    # file's metadata) or "unknown" (None: times are per video only). Absent in stores made before it existed.
+    start: float | None = None
+    start_source: str = "unknown"
 
 
 @dataclass
@@ -89,6 +93,9 @@ class CropMeta:
     score: float
     track_id: int
     run_id: str
+    # False: the ingest sampled this crop out (reid_core/sampling.py) and no feature is stored for it
+    feature: bool = True
+    interpolated: bool = False  # the box was not detected but interpolated between two detections of its track
 
 
 @dataclass
@@ -211,11 +218,16 @@ class Store:
         for k in keys:
             txn.delete(k, db=self.db["pending"])
 
-    def put_crop(self, txn, key: str, jpeg: bytes, meta: CropMeta, feature: np.ndarray) -> None:
+    def put_crop(self, txn, key: str, jpeg: bytes, meta: CropMeta, feature: np.ndarray | None) -> None:
+        """A crop with its feature, or without one (feature None: meta.feature must say so)."""
+        if (feature is None) == meta.feature:
+            raise ValueError(f"crop {key}: meta.feature is {meta.feature} but the feature is "
+                             f"{'missing' if feature is None else 'given'}")
         k = key.encode()
         txn.put(k, jpeg, db=self.db["crops"])
         txn.put(k, _dumps(meta), db=self.db["meta"])
-        txn.put(k, np.ascontiguousarray(feature, np.float32).tobytes(), db=self.db["feats"])
+        if feature is not None:
+            txn.put(k, np.ascontiguousarray(feature, np.float32).tobytes(), db=self.db["feats"])
 
     def append_to_track(self, txn, track_id: int, video_id: str, camera: str, run_id: str, keys: list[str]) -> None:
         raw = self._get_json(txn, "tracks", track_key(track_id))
@@ -333,15 +345,14 @@ class Store:
                 if meta is None:
                     raise StoreError(f"no crop {key!r} in the store")
                 crop = Crop(key, meta["video_id"], meta["camera"], meta["frame"], Box(*meta["box"]), meta["score"],
-                            meta["track_id"])
+                            meta["track_id"], interpolated=meta.get("interpolated", False))
                 if jpeg:
                     raw_jpeg = txn.get(k, db=self.db["crops"])
                     assert raw_jpeg is not None  # put_crop writes a crop's jpeg with its meta, in one transaction
                     crop.jpeg = bytes(raw_jpeg)
-                if feature:
+                if feature:  # None for a crop the ingest sampled out (meta["feature"] False)
                     raw_feat = txn.get(k, db=self.db["feats"])
-                    assert raw_feat is not None  # put_crop writes a crop's feature with its meta, in one transaction
-                    crop.feature = np.frombuffer(raw_feat, np.float32).copy()
+                    crop.feature = None if raw_feat is None else np.frombuffer(raw_feat, np.float32).copy()
                 out.append(crop)
         return out
 
@@ -355,6 +366,25 @@ class Store:
                     raise StoreError(f"no feature for crop {key!r}")
                 rows.append(np.frombuffer(raw, np.float32))
         return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+    def features_where(self, keys: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(N, D) float32 in the order of `keys`, zero rows for crops stored without a feature, and the (N,) mask of
+        the rows that have one. Flows read tracks through reid_core/sampling.track_features, not this."""
+        keys = list(keys)
+        with self.read() as txn:
+            raw = [txn.get(key.encode(), db=self.db["feats"]) for key in keys]
+            dim = next((len(r) // 4 for r in raw if r is not None), 0)
+            out = np.zeros((len(keys), dim), np.float32)
+            for i, r in enumerate(raw):
+                if r is not None:
+                    out[i] = np.frombuffer(r, np.float32)
+        return out, np.array([r is not None for r in raw], bool)
+
+    def track_keys(self, track_id: int) -> list[str]:
+        """Every crop key of a stored track, in time order (whatever range a caller cut it to)."""
+        with self.read() as txn:
+            rec = self._get_json(txn, "tracks", track_key(track_id))
+        return list(rec["keys"]) if rec else []
 
     def all_crop_keys(self) -> list[str]:
         with self.read() as txn:
@@ -405,6 +435,18 @@ class Store:
             txn.put(name.encode(), _dumps(ident), db=self.db["identities"])
         return ident
 
+    def add_identity_faces(self, name: str, faces: list[FaceSample]) -> Identity:
+        """Add enrolled face photos to identity `name`, making it (face only) if it does not exist."""
+        name = validate_name(name)
+        with self.write() as txn:
+            raw = self._get_json(txn, "identities", name.encode())
+            if raw is None:
+                names.validate_new_name(name, self._identity_names(txn))
+            ident = Identity(**raw) if raw else Identity(name, [], time.time())
+            ident.faces.extend(faces)
+            txn.put(name.encode(), _dumps(ident), db=self.db["identities"])
+        return ident
+
     def remove_from_identity(self, name: str, keys: list[str]) -> Identity:
         """Take crops out of an identity (a wrong enrollment); the crops themselves stay in the store."""
         name = validate_name(name)
@@ -450,6 +492,7 @@ class Store:
                 if other is None:
                     raise StoreError(f"no identity named {src!r}")
                 ident.keys.extend(k for k in other["keys"] if k not in set(ident.keys))
+                ident.faces.extend(Identity(**other).faces)
                 txn.delete(src.encode(), db=self.db["identities"])
             txn.put(target.encode(), _dumps(ident), db=self.db["identities"])
         return ident
@@ -556,7 +599,8 @@ def check_store(store: Store, max_listed: int = 50) -> CheckReport:
                 bad(f"crop {key}: JPEG without metadata")
             for key in metas.keys() - crops.keys():
                 bad(f"crop {key}: metadata without JPEG")
-            for key in metas.keys() ^ feats.keys():
+            featured = {k for k, m in metas.items() if m.get("feature", True)}
+            for key in featured ^ feats.keys():
                 bad(f"crop {key}: feature and metadata do not match (one is missing)")
             sizes = {len(v) for v in feats.values()}
             if len(sizes) > 1 or any(n % 4 for n in sizes):

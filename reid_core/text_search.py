@@ -47,6 +47,7 @@ from reid_core.attributes import (
 )
 from reid_core.crops import decode_image
 from reid_core.errors import InputError, WeightsError
+from reid_core.sampling import track_features
 from reid_core.text_query import (
     ANY,
     BOTH,
@@ -279,8 +280,9 @@ class TextSearcher:
 
     def learned_describe(self, views: list[TrackView]) -> None:
         """Head probabilities and the adapted feature of each track, from the features the store holds."""
-        keys = [k for v in views for k in v.keys]
-        feats = self.store.features(keys)
+        frames = {k: f for v in views for k, f in zip(v.track.keys, v.track.frames)}
+        feats = np.concatenate([track_features(self.store, v.keys, [frames[k] for k in v.keys], v.track.track_id)
+                                for v in views]) if views else np.zeros((0, 0), np.float32)
         probs = self.learned.head_probs(feats)
         at = 0
         means = []

@@ -84,7 +84,8 @@ class Crop:
     score: float
     track_id: int
     jpeg: bytes | None = None
-    feature: np.ndarray | None = None
+    feature: np.ndarray | None = None  # also None when fetched with feature=True for a crop stored without one
+    interpolated: bool = False  # the box was interpolated between detections (ingest's detect_every > 1)
 
 
 @dataclass
@@ -118,12 +119,33 @@ class Track:
 
 
 @dataclass
+class FaceSample:
+    """One enrolled face of an identity that comes from no stored crop (a photo): its 256-d feature (float32
+    bytes, base64) and a small aligned thumbnail (JPEG, base64), kept in the identity record so they go with it."""
+
+    feature: str
+    thumb: str
+    quality: float
+    source: str  # where it came from, e.g. "photo lin.png"
+
+    def vector(self) -> np.ndarray:
+        import base64
+
+        return np.frombuffer(base64.b64decode(self.feature), np.float32).copy()
+
+
+@dataclass
 class Identity:
-    """An enrolled person: a name and the crops that define it."""
+    """An enrolled person: a name, the crops that define their body (possibly none) and enrolled face photos
+    (possibly none); faces seen on the enrolled crops are annotations of those crops (reid_core/face_evidence.py)."""
 
     name: str
     keys: list[str] = field(default_factory=list)
     created: float = 0.0
+    faces: list[FaceSample] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.faces = [f if isinstance(f, FaceSample) else FaceSample(**f) for f in self.faces]
 
 
 @dataclass(frozen=True)

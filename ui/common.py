@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import gradio as gr
+import numpy as np
 
 from reid_core import checks
 from reid_core.errors import ReidError
@@ -36,6 +37,27 @@ def files_getter(get_store: Callable, files: AppFiles | None) -> Callable[[], Ap
 def thumbs(files: AppFiles, store, keys: list[str], label: str) -> list[tuple[str, str]]:
     """Crops as files in the app's folder (so deleting an identity can delete them), with captions."""
     return [(files.crop_file(c.key, c.jpeg), f"{label} · frame {c.frame}") for c in store.get_crops(keys)]
+
+
+def face_thumbs(store, keys: list[str], label: str) -> list[tuple[np.ndarray, str]]:
+    """Aligned faces found on these crops (reid_core/face_evidence.py), as RGB images with captions."""
+    from reid_core.face_evidence import THUMB_KIND
+
+    found = store.get_annotations(THUMB_KIND, keys)
+    return [(_rgb(found[k]), f"{label} · face") for k in keys if k in found]
+
+
+def photo_face_thumbs(ident) -> list[tuple[np.ndarray, str]]:
+    """An identity's enrolled face photos (aligned faces), as RGB images with captions."""
+    from reid_core.face_evidence import thumb_bytes
+
+    return [(_rgb(thumb_bytes(f)), f"{ident.name} · {f.source}") for f in ident.faces]
+
+
+def _rgb(jpeg: bytes) -> np.ndarray:
+    from reid_core.crops import decode_image
+
+    return decode_image(jpeg)[:, :, ::-1]
 
 
 def video_inputs():

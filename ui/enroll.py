@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import gradio as gr
 
@@ -9,11 +10,21 @@ from reid_core import checks
 from reid_core.annotate import frame_view
 from reid_core.enrollment import enroll
 from reid_core.errors import InputError, ReidError
+from reid_core.face_evidence import enroll_photo
 from reid_core.names import validate_new_name
 from reid_core.settings import Settings
 from reid_core.types import Box
 from reid_core.video import probe
-from ui.common import error_text, files_getter, frame_range, progress_of, run_button, thumbs, video_inputs
+from ui.common import (
+    error_text,
+    files_getter,
+    frame_range,
+    photo_face_thumbs,
+    progress_of,
+    run_button,
+    thumbs,
+    video_inputs,
+)
 from ui.files import AppFiles
 from ui.markdown import md
 
@@ -51,6 +62,32 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
             sample = gr.Gallery(label="What was enrolled (a strip of its crops)", columns=6, height="auto",
                                 object_fit="contain")
     details = gr.JSON(label="Result (JSON)", open=False)
+    with gr.Accordion("Enroll from a face photo (no footage needed)", open=False):
+        gr.Markdown("A clear frontal photo of the face: it is matched against faces seen on tracks where they are "
+                    "large enough (docs/face.md). With several faces in the photo the largest is enrolled.")
+        with gr.Row():
+            with gr.Column():
+                photo = gr.File(label="Face photo (JPEG/PNG)", file_types=["image"], type="filepath")
+                photo_name = gr.Textbox(label="Name (letters, digits, spaces, . _ - ')")
+                photo_go = gr.Button("Enroll from photo", variant="primary")
+            with gr.Column():
+                photo_message = gr.Markdown()
+                photo_faces = gr.Gallery(label="The identity's enrolled faces", columns=6, height="auto",
+                                         object_fit="contain")
+
+    def run_photo(path, name):
+        if not path:
+            return "**Upload a photo first.**", [], None
+        try:
+            r = enroll_photo(get_store(), checks.image_file(path), name or "", f"photo {Path(path).name}")
+        except ReidError as err:
+            return error_text("Not enrolled", err), [], None
+        text = (f"**Enrolled {md(r.identity.name)}** from the face at {', '.join(str(int(v)) for v in r.box.as_list())}"
+                f" (x, y, w, h); {len(r.identity.faces)} face photo(s), {len(r.identity.keys)} body crops in total.")
+        text += "".join(f"  \n**Warning:** {md(w)}" for w in r.warnings)
+        result = {"identity": r.identity.name, "face_box": r.box.as_list(), "faces_found": r.faces_found,
+                  "total_faces": len(r.identity.faces), "total_crops": len(r.identity.keys), "warnings": r.warnings}
+        return text, photo_face_thumbs(r.identity), result
 
     def show(video, frame):
         if not video:
@@ -101,3 +138,5 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
     preview.select(picked, None, click, api_name=False)  # type: ignore[arg-type]
     run_button(go, run, [video, start, stop, name, at_frame, click, force], [message, sample, details], "enroll",
                progress_on=message)
+    run_button(photo_go, run_photo, [photo, photo_name], [photo_message, photo_faces, details], "enroll_photo",
+               progress_on=photo_message)

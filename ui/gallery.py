@@ -6,18 +6,23 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from reid_core import clock
 from reid_core.annotate import sightings_clip
 from reid_core.enrollment import remove_from_identity
 from reid_core.errors import ReidError, StoreError
 from reid_core.matching import identity_segments
 from reid_core.settings import Settings
-from reid_core.sightings import sightings, timeline_figure
+from reid_core.sightings import sightings, thumbnails, timeline_figure
+from reid_core.st_learn import learn_from_store
+from reid_core.st_store import store_model
 from ui.common import error_text, files_getter, run_button
 from ui.files import AppFiles
 from ui.markdown import md
 from ui.viewer import FrameViewer, Look
 
-SIGHTING_HEADERS = ["camera", "video", "track", "first frame", "last frame", "from s", "to s", "crops", "how"]
+SIGHTING_HEADERS = ["camera", "video", "track", "first frame", "last frame", "from s", "to s", "crops", "how",
+                    "wall clock (UTC)", "camera timing"]
+THUMBS = 40  # sightings with a thumbnail on the timeline and in the strip (the first ones in time order)
 
 
 def _names(store) -> list[str]:
@@ -36,7 +41,16 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
     table = gr.Dataframe(headers=["identity", "crops", "tracks"], interactive=False)
 
     gr.Markdown("### Where and when it was seen")
-    timeline = gr.Plot(label="Timeline", elem_id="timeline")
+    with gr.Row():
+        use_st = gr.Checkbox(label="Use camera timing", value=_has_model(get_store), elem_id="use-st",
+                             info="Score matched tracks with the store's camera-to-camera timing model as well as "
+                                  "appearance (same threshold). Needs videos ingested with a start time.")
+        learn_btn = gr.Button("Learn camera timing from this store", scale=0)
+    st_note = gr.Markdown()
+    timeline = gr.Plot(label="Timeline (time x camera; click a thumbnail or a row to see the frame)",
+                       elem_id="timeline")
+    sighting_strip = gr.Gallery(label="Sightings in time order", columns=10, height="auto", object_fit="contain",
+                                allow_preview=False, elem_id="sighting-thumbs")
     sighting_table = gr.Dataframe(headers=SIGHTING_HEADERS, interactive=False)
     viewer = FrameViewer("Frame (click a sighting row)", elem_id="gallery-frame")
     with gr.Row():
@@ -90,20 +104,23 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
     listing_outputs = [message, thumbs, table, cameras, name, target]
 
     # ---- one identity: sightings, timeline, segments ----------------------------------------------------------
-    def details(identity: str | None):
+    def details(identity: str | None, use_timing: bool | None = None):
         who = identity
-        empty: tuple[None, list[list[object]], list[list[object]], list[object], list[object]] = (None, [], [], [], [])
+        empty: tuple[None, list[list[object]], list[list[object]], list[object], list[object], list[object]] = (
+            None, [], [], [], [], [])
         if not who:
             return "", *empty
         store = get_store()
         try:
-            found = sightings(store, who, settings.threshold, settings=settings)
+            found = sightings(store, who, settings.threshold, settings=settings,
+                              st=bool(use_timing) if use_timing is not None else None)
             segs = identity_segments(store, store.identity(who), settings.segments)
         except ReidError as err:
             return error_text("Cannot show the identity", err), *empty
         rows = [[s.camera, s.video.rsplit("/", 1)[-1], s.track, s.first_frame, s.last_frame,
                  "" if s.start_s is None else round(s.start_s, 1), "" if s.end_s is None else round(s.end_s, 1),
-                 s.crops, s.source if s.score is None else f"{s.source} {s.score:.0%}"] for s in found]
+                 s.crops, s.source if s.score is None else f"{s.source} {s.score:.0%}", clock.iso(s.time) or "",
+                 s.st] for s in found]
         seg_rows, strip = [], []
         for t, _ in segs:
             seg_rows.append([t.label, t.camera, t.frames[0], t.frames[-1], len(t.keys)])
@@ -111,12 +128,34 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
             strip.append((get_files().crop_file(crop.key, crop.jpeg), f"segment {t.label}"))
         text = (f"**{md(who)}**: seen {len(found)} time(s) on {len({s.camera for s in found})} camera(s); "
                 f"{len(segs)} enrolled segment(s)")
-        return text, timeline_figure(found, who), rows, found, seg_rows, strip
+        pics = thumbnails(store, found, THUMBS)
+        tiles = [(get_files().crop_file(s.thumb, pics[s.thumb]), f"{s.camera} {clock.iso(s.time) or s.span}")
+                 for s in found if s.thumb in pics]
+        return text, timeline_figure(found, who, pics), rows, found, seg_rows, strip, tiles
 
-    details_outputs = [message, timeline, sighting_table, seen, segment_table, segment_strip]
+    details_outputs = [message, timeline, sighting_table, seen, segment_table, segment_strip, sighting_strip]
 
     def look(found: list, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return look_at(found, row)
+
+    def look_thumb(found: list, evt: gr.SelectData):
+        # the strip shows only sightings with a thumbnail, in the same order as `found`
+        shown = [i for i, s in enumerate(found) if s.thumb][:THUMBS]
+        row = evt.index if isinstance(evt.index, int) else None
+        return look_at(found, shown[row] if row is not None and row < len(shown) else None)
+
+    def learn_timing(identity: str | None):
+        try:
+            fit = learn_from_store(get_store(), settings)
+        except ReidError as err:
+            return error_text("Camera timing not learned", err), gr.update(), *details(identity, None)
+        pairs = ", ".join(f"{md(a)} → {md(b)} ×{n}" for (a, b), n in sorted(fit.model.counts.items())) or "none"
+        note = (f"Learned camera timing from {fit.pairs} confident cross-camera match(es) among {fit.sightings} "
+                f"tracks: {pairs}.")
+        return note, gr.update(value=True), *details(identity, True)
+
+    def look_at(found: list, row: int | None):
         if not found or row is None or row >= len(found):
             return None, ""
         s = found[row]
@@ -191,9 +230,14 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
         tab.select(listing, None, listing_outputs, api_name=False)  # type: ignore[arg-type]  # thumbnails are there when the tab opens
     # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
     thumbs.select(pick_tile, None, name, api_name=False)  # type: ignore[arg-type]
-    name.change(details, [name], details_outputs, api_name="gallery_identity")
+    name.change(details, [name, use_st], details_outputs, api_name="gallery_identity")
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    use_st.input(details, [name, use_st], details_outputs, api_name=False)  # type: ignore[arg-type]
+    learn_btn.click(learn_timing, [name], [st_note, use_st, *details_outputs], api_name="st_learn")
     # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
     sighting_table.select(look, [seen], viewer.outputs, api_name=False)  # type: ignore[arg-type]
+    # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
+    sighting_strip.select(look_thumb, [seen], viewer.outputs, api_name=False)  # type: ignore[arg-type]
     run_button(clip_btn, make_clip, [seen, name], [clip, clip_note], "gallery_clip", progress_on=clip)
     remove_btn.click(remove, [name, wrong], details_outputs, api_name="gallery_remove")
     def rename_endpoint(identity, new_name):
@@ -213,6 +257,14 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
     cancel_btn.click(lambda: gr.update(visible=False), None, confirm_row, api_name=False)  # type: ignore[arg-type]
     confirm_btn.click(delete_endpoint, [name], listing_outputs, api_name="gallery_delete").then(
         lambda: gr.update(visible=False), None, confirm_row, api_name=False)
+
+
+def _has_model(get_store: Callable) -> bool:
+    """Camera timing starts on where the store has a model (a damaged model file: off; using it says why)."""
+    try:
+        return store_model(get_store()) is not None
+    except ReidError:
+        return False
 
 
 def _file_stem(name: str | None) -> str:

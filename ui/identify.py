@@ -14,8 +14,18 @@ from reid_core.errors import InputError, ReidError
 from reid_core.matching import TrackDecision, identify
 from reid_core.results import UNKNOWN, decisions_json, export, refine
 from reid_core.settings import Settings
+from reid_core.st_store import store_model
 from reid_core.video import probe
-from ui.common import error_text, files_getter, frame_range, progress_of, run_button, threshold_slider, video_inputs
+from ui.common import (
+    error_text,
+    face_thumbs,
+    files_getter,
+    frame_range,
+    progress_of,
+    run_button,
+    threshold_slider,
+    video_inputs,
+)
 from ui.fields import optional_frame
 from ui.files import AppFiles
 from ui.markdown import md
@@ -34,8 +44,10 @@ class Identified:
 
 def _caption(d: TrackDecision) -> str:
     name = d.match.identity
-    return (f"{'✅ ' + name if name else '❔ unknown'} · {d.match.score:.0%} · track {d.label} · "
-            f"frames {d.frames[0]}..{d.frames[-1]}")
+    by = f" · by {d.evidence}" if d.face_keys else ""  # a face on the track took part
+    timing = f" · {d.st}" if d.st else ""  # camera timing moved the score: say why
+    return (f"{'✅ ' + name if name else '❔ unknown'} · {d.match.score:.0%}{by} · track {d.label} · "
+            f"frames {d.frames[0]}..{d.frames[-1]}{timing}")
 
 
 def build(get_store: Callable, settings: Settings, files: AppFiles | None = None, example: Path | None = None) -> None:
@@ -47,6 +59,8 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
             threshold = threshold_slider(settings)
             only = gr.Dropdown(label="Only this identity (empty = all; 'unknown' = the unnamed)", choices=[""],
                                value="", allow_custom_value=True)
+            use_st = gr.Checkbox(label="Use camera timing", value=_has_st_model(get_store),
+                                 info="Also score by the store's camera-to-camera timing (same threshold).")
             go = gr.Button("Identify", variant="primary")
             with gr.Accordion("Refine the results (no recomputation)", open=False):
                 with gr.Row():
@@ -57,6 +71,8 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
             summary = gr.Markdown()
             gallery = gr.Gallery(label="Tracks (click one to see it in the frame)", columns=5, height="auto",
                                  object_fit="contain", allow_preview=False)
+            faces = gr.Gallery(label="Faces seen on the tracks shown (the best of each)", columns=8,
+                               height="auto", object_fit="contain")
     viewer = FrameViewer(elem_id="identify-frame")
     table = gr.Dataframe(headers=["track", "identity", "best match", "similarity %", "frames", "seconds", "crops"],
                          interactive=False)
@@ -98,7 +114,7 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
         paths = [str(export(result, out / "identify.csv")), str(export(result, out / "identify.json"))]
         return s, text, pics, rows, paths, result
 
-    def run(video, from_frame, to_frame, threshold, identity, show_from, show_to, min_crops,
+    def run(video, from_frame, to_frame, threshold, identity, show_from, show_to, min_crops, use_st=None,
             progress=gr.Progress()):
         s = Identified()
         if not video:
@@ -106,7 +122,8 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
         try:
             a, b = frame_range(from_frame, to_frame)
             ds = identify(get_store(), video, a, b, checks.score(threshold, "threshold"),
-                          progress=progress_of(progress), settings=settings)
+                          progress=progress_of(progress), settings=settings,
+                          st=None if use_st is None else bool(use_st))
             s = Identified(video, probe(video).video_id, ds)
         except ReidError as err:
             return s, error_text("Cannot identify", err), [], [], None, None
@@ -131,11 +148,19 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
             return None, error_text("Cannot export the clip", err)
         return str(r.path), f"Annotated clip of {len(s.shown)} tracks written ({r.frames} frames)."
 
+    def show_faces(s: Identified):
+        """The faces beside the body crops, filled by a private follow-up event so the endpoints stay as they were."""
+        store = get_store()
+        return [pic for d in s.shown if d.face_keys
+                for pic in face_thumbs(store, d.face_keys[:1], f"track {d.label} · {d.match.identity or UNKNOWN}")]
+
     outputs = [state, summary, gallery, table, exports, details]
-    run_button(go, run, [video, start, stop, threshold, only, show_from, show_to, min_crops],
-               outputs, "identify", progress_on=summary)
+    job = run_button(go, run, [video, start, stop, threshold, only, show_from, show_to, min_crops, use_st],
+                     outputs, "identify", progress_on=summary)
+    job.then(show_faces, [state], [faces], api_name=False)
     refine_inputs = [state, threshold, only, show_from, show_to, min_crops]
-    threshold.release(render, refine_inputs, outputs, api_name="identify_refine")
+    threshold.release(render, refine_inputs, outputs, api_name="identify_refine").then(
+        show_faces, [state], [faces], api_name=False)
     for control in (only, show_from, show_to):
         # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
         control.change(render, refine_inputs, outputs, api_name=False)  # type: ignore[arg-type]
@@ -151,3 +176,11 @@ def build(get_store: Callable, settings: Settings, files: AppFiles | None = None
     # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
     gallery.select(look, [state], viewer.outputs, api_name=False)  # type: ignore[arg-type]
     run_button(clip_btn, make_clip, [state], [clip, clip_note], "identify_clip", progress_on=clip)
+
+
+def _has_st_model(get_store: Callable) -> bool:
+    """Camera timing starts on where the store has a model (a damaged model file: off; using it says why)."""
+    try:
+        return store_model(get_store()) is not None
+    except ReidError:
+        return False

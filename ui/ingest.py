@@ -9,6 +9,7 @@ import gradio as gr
 import numpy as np
 
 from reid_core import checks
+from reid_core.clock import iso
 from reid_core.errors import ReidError
 from reid_core.ingest import ingest
 from reid_core.names import validate_camera
@@ -42,6 +43,9 @@ def build(get_store: Callable[[], object], settings: Settings, example: Path | N
         with gr.Column():
             summary = gr.Markdown("Upload a video (mp4, avi, mkv, mov).")
             camera = gr.Textbox(label="Camera / source name (default: file name)")
+            start = gr.Textbox("", label="Wall-clock start of the video (ISO-8601, e.g. 2026-12-02T10:15:00Z)",
+                               info="Empty: the file's creation time if it has one, else unknown (times per video "
+                                    "only). Cameras on one clock let the app use camera-to-camera timing.")
             with gr.Row():
                 from_frame = optional_frame("From frame (0-based, empty = start)", "start of the video")
                 to_frame = optional_frame("To frame (inclusive, empty = end)", "end of the video")
@@ -58,7 +62,7 @@ def build(get_store: Callable[[], object], settings: Settings, example: Path | N
     # gradio handles api_name=False (a private endpoint) but annotates api_name as str | None
     from_frame.change(_range_info, [video, from_frame], [summary, preview], api_name=False)  # type: ignore[arg-type]
 
-    def run(video, camera, from_frame, to_frame, stride, replace=False, progress=gr.Progress()):
+    def run(video, camera, from_frame, to_frame, stride, replace=False, start="", progress=gr.Progress()):
         if not video:
             return "**Upload a video first.**"
         try:
@@ -66,12 +70,14 @@ def build(get_store: Callable[[], object], settings: Settings, example: Path | N
             a, b = frame_range(from_frame, to_frame)
             res = ingest(video, get_store(), camera=name, from_frame=a, to_frame=b,
                          stride=checks.count(stride or 1, "every K-th frame"), replace=bool(replace),
-                         settings=settings.ingest,
+                         settings=settings.ingest, start_time=(start or "").strip() or None,
                          progress=progress_of(progress))
         except ReidError as e:
             return error_text("Not ingested", e)
         verb = "Already stored" if res.reused else ("Resumed and stored" if res.resumed else "Stored")
         return (f"**{verb}:** {md(res.video.camera)}, frames {res.run.from_frame}..{res.run.to_frame}: "
-                f"{res.tracks} people tracks, {res.crops} crops ({res.seconds:.1f} s).")
+                f"{res.tracks} people tracks, {res.crops} crops ({res.seconds:.1f} s); start "
+                f"{iso(res.video.start) or 'unknown'} ({res.video.start_source}).")
 
-    run_button(go, run, [video, camera, from_frame, to_frame, stride, replace], [result], "ingest", progress_on=result)
+    run_button(go, run, [video, camera, from_frame, to_frame, stride, replace, start], [result], "ingest",
+               progress_on=result)

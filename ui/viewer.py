@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from reid_core import clock
 from reid_core.annotate import frame_view
 from reid_core.errors import ReidError
 from ui.common import error_text
@@ -45,5 +46,7 @@ class FrameViewer:
             return None, error_text("Cannot show the frame", err)
         video = store.video(look.video_id)
         when = f" · {look.frame / video.fps:.1f} s" if video and video.fps else ""
+        wall = clock.iso(clock.frame_time(video.start, video.fps, look.frame)) if video else None
+        when += f" · {wall}" if wall else ""
         where = f"{md(video.camera)} · " if video else ""
         return image, f"{where}frame {look.frame}{when}" + (f" · {md(look.caption)}" if look.caption else "")

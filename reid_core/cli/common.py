@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # the classes typer 0.29 raises (its bundled click); click's 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="Store folder (default: `reid --store DIR`, "
                                                          "$REID_STORE or ./gallery).")]
+StOpt = Annotated[bool | None, typer.Option(
+    "--st/--no-st", help="Use camera timing (the store's spatial-temporal model, `reid st learn`) in the decision; "
+                         "the threshold keeps its meaning. Default: on when the store has a model.")]
 
 
 @dataclass(frozen=True)

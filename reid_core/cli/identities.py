@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 from reid_core import checks
-from reid_core.cli.common import JsonOpt, StoreOpt, emit, settings, store_path, usage_error
+from reid_core.cli.common import JsonOpt, StOpt, StoreOpt, emit, settings, store_path, usage_error
 from reid_core.errors import InputError
 from reid_core.types import Box
 
@@ -38,7 +38,9 @@ def _store(store):
     return Store(store_path(store))
 
 
-def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity name.")],
+def enroll_cmd(video: Annotated[Path | None, typer.Argument(
+                   help="Video file (or give --photo instead).", show_default=False)] = None,
+               name: Annotated[str, typer.Option(help="Identity name.")] = "",
                from_frame: FromOpt = 0, to_frame: ToOpt = None,
                at_frame: Annotated[int | None, typer.Option(
                    "--at-frame", help="Frame where you pick the person.")] = None,
@@ -50,12 +52,28 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
                camera: Annotated[str | None, typer.Option(help="Camera/source name.")] = None,
                force: Annotated[bool, typer.Option("--force", help="Add to an existing identity even if the person "
                                                    "does not look like it.")] = False,
+               photo: Annotated[Path | None, typer.Option(
+                   help="Enroll from the face in this photo (JPEG/PNG) instead of a video: no body needed. With "
+                        "several faces the largest is enrolled (crop the photo to pick another).")] = None,
                store: StoreOpt = None, json_out: JsonOpt = False) -> None:
-    """Make (or add to) an identity from the person picked in a video: their whole visit, nobody else.
+    """Make (or add to) an identity from the person picked in a video: their whole visit, nobody else; or from
+    the face in a photo (--photo).
 
     Pick the person with --at-frame and --box, or with --track; with neither, the range must hold one person."""
     from reid_core.enrollment import enroll
     from reid_core.names import validate_camera, validate_new_name
+
+    if photo is None and video is None:
+        usage_error("missing argument VIDEO (or give --photo FILE to enroll from a face photo)")
+    if not name:
+        usage_error("missing option --name")
+    if photo is not None:
+        if video is not None or at_frame is not None or box is not None or track is not None \
+                or from_frame or to_frame is not None or camera is not None:
+            usage_error("--photo enrolls from a photo: give no video, range, --at-frame/--box, --track or --camera")
+        _enroll_photo(photo, name, store, json_out)
+        return
+    assert video is not None  # checked above
 
     if track is not None and (at_frame is not None or box is not None):
         usage_error("--track and --at-frame/--box both pick the person; give one of them")
@@ -78,6 +96,20 @@ def enroll_cmd(video: VideoArg, name: Annotated[str, typer.Option(help="Identity
            "visit_share": round(r.visit_share, 3), "left_out_crops": r.left_out, "warnings": r.warnings,
            "sample_keys": r.sample_keys}
     emit(out, json_out, _enrolled_text)
+
+
+def _enroll_photo(photo: Path, name: str, store, json_out: bool) -> None:
+    from reid_core.face_evidence import enroll_photo
+
+    data = checks.image_file(photo)
+    r = enroll_photo(_store(store), data, name, f"photo {photo.name}")
+    out = {"name": r.identity.name, "face_box": r.box.as_list(), "faces_found": r.faces_found,
+           "face_quality": r.face.quality, "total_faces": len(r.identity.faces), "total_crops": len(r.identity.keys),
+           "warnings": r.warnings}
+    emit(out, json_out, lambda o: "\n".join(
+        [f"enrolled {o['name']} from the face at {','.join(str(int(v)) for v in o['face_box'])} (x,y,w,h) of "
+         f"{photo.name}; {o['total_faces']} face photo(s), {o['total_crops']} body crops in total"]
+        + [f"warning: {w}" for w in o["warnings"]]))
 
 
 def _label(t: dict) -> str:
@@ -110,8 +142,20 @@ def verify_cmd(video: VideoArg, claim: Annotated[str, typer.Option(help="Claimed
     r = verify(_store(store), video, claim, from_frame, to_frame, threshold, settings=settings(store))
     out = {"claim": r.claim, "match": r.match, "score": round(r.score, 4), "threshold": r.threshold,
            "track_id": r.track_id}
-    emit(out, json_out, lambda o: f"{'MATCH' if o['match'] else 'NO MATCH'}: {o['claim']} "
-                                  f"score {o['score']:.3f} (threshold {o['threshold']:.2f}, track {o['track_id']})")
+    if r.face_score is not None or r.evidence != "body":  # the claim has a face enrolled: say what decided
+        out.update({"evidence": r.evidence, "face_score": None if r.face_score is None else round(r.face_score, 4),
+                    "body_score": None if r.body_score is None else round(r.body_score, 4),
+                    "face_threshold": r.face_threshold})
+
+    def human(o):
+        line = (f"{'MATCH' if o['match'] else 'NO MATCH'}: {o['claim']} score {o['score']:.3f} (threshold "
+                f"{o['threshold']:.2f}, track {o['track_id']})")
+        if "evidence" in o:
+            face = "no face" if o["face_score"] is None else f"face {o['face_score']:.3f}"
+            line += f"; decided by {o['evidence']} ({face}, face threshold {o['face_threshold']:.2f})"
+        return line
+
+    emit(out, json_out, human)
     if fail_on_no_match and not r.match:
         raise typer.Exit(1)
 
@@ -124,6 +168,7 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
                  min_crops: Annotated[int, typer.Option("--min-crops", help="Drop tracks shorter than this.")] = 0,
                  export: Annotated[Path | None, typer.Option(
                      help="Also write the result list to .csv or .json")] = None,
+                 st: StOpt = None,
                  store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     """Name every person track in the footage, or call it unknown (open set)."""
     threshold = checks.score(threshold) if threshold is not None else None
@@ -137,7 +182,7 @@ def identify_cmd(video: VideoArg, from_frame: FromOpt = 0, to_frame: ToOpt = Non
     cfg = settings(store)
     threshold = cfg.threshold if threshold is None else threshold
     method = cast("AggregationMethod", aggregate)  # any other value: aggregate() refuses it, naming the choices
-    decisions = identify(_store(store), video, from_frame, to_frame, threshold, method, settings=cfg)
+    decisions = identify(_store(store), video, from_frame, to_frame, threshold, method, settings=cfg, st=st)
     out = decisions_json(refine(decisions, identity=identity, min_crops=min_crops), threshold,
                          _store(store).video(decisions[0].video_id) if decisions else None)
     if export:
@@ -164,8 +209,10 @@ def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (
                          "--to-frame", help="Only tracks seen at or before this frame.")] = None,
                      export: Annotated[Path | None, typer.Option(
                          help="Also write the results to .csv or .json")] = None,
+                     st: StOpt = None,
                      store: StoreOpt = None, json_out: JsonOpt = False) -> None:
-    """Find the stored tracks that look most like the person in IMAGE (best crop of each track, cosine)."""
+    """Find the stored tracks that look most like the person in IMAGE (best crop of each track, cosine; with
+    camera timing, re-scored by their timing relative to the best hit)."""
     top_k = checks.count(top_k, "--top-k")
     if min_score is not None:
         min_score = checks.score(min_score, "--min-score")
@@ -178,13 +225,14 @@ def search_image_cmd(image: Annotated[Path, typer.Argument(help="A person crop (
     from reid_core.results import filter_hits, hits_json
 
     s = _store(store)
-    hits = filter_hits(search_image(s, data, None, settings(store)), min_score, camera, video_id, from_frame,
+    hits = filter_hits(search_image(s, data, None, settings(store), st), min_score, camera, video_id, from_frame,
                        to_frame)
     out = hits_json(hits[:top_k], s)
     if export:
         _write_export(write_export, out, export)
     emit(out, json_out, lambda o: "\n".join(f"{r['score']:.3f}  track {r['track_id']}  {r['camera']} frame "
-                                            f"{r['frame']}" for r in o["results"]) or "no stored crops match")
+                                            f"{r['frame']}" + (f"  ({r['st']})" if r.get("st") else "")
+                                            for r in o["results"]) or "no stored crops match")
 
 
 def _write_export(write, result: dict, path: Path) -> None:
@@ -201,13 +249,15 @@ def gallery_list(store: StoreOpt = None, json_out: JsonOpt = False) -> None:
     idents = []
     for i in s.identities():
         crops = s.get_crops(i.keys, jpeg=False) if i.keys else []
-        idents.append({"name": i.name, "crops": len(i.keys), "tracks": len({c.track_id for c in crops}),
+        idents.append({"name": i.name, "crops": len(i.keys), "face_photos": len(i.faces),
+                       "tracks": len({c.track_id for c in crops}),
                        "videos": sorted({c.video_id for c in crops}), "thumbnail_key": i.keys[0] if i.keys else None})
     cameras: dict[str, list] = {}
     for v in s.videos():
         cameras.setdefault(v.camera, []).append({"video_id": v.video_id, "path": v.path, "frames": v.frame_count})
     out = {"identities": idents, "cameras": cameras}
     emit(out, json_out, lambda o: "\n".join([f"{i['name']}: {i['crops']} crops, {i['tracks']} tracks"
+                                             + (f", {i['face_photos']} face photo(s)" if i["face_photos"] else "")
                                              for i in o["identities"]] or ["no identities enrolled"]
                                             + [f"camera {c}: {len(v)} video(s)" for c, v in o["cameras"].items()]))
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reid_core.errors import InputError
+from reid_core.sampling import track_features
 from reid_core.segments import SegmentConfig, cut_points, split_indices
 from reid_core.training.data import TrainData, TrainSample
 from reid_core.vectors import l2_normalize
@@ -168,7 +169,7 @@ def pseudo_label_data(store_path: str, video_id: str | None = None, from_frame: 
         raise InputError(f"the store at {store_path} has no tracks"
                          + (" in that range" if from_frame is not None or to_frame is not None else "")
                          + "; ingest footage first (reid ingest VIDEO)")
-    rows = [(t.video_id, t.camera, t.track_id, t.keys, t.frames, store.features(t.keys))
+    rows = [(t.video_id, t.camera, t.track_id, t.keys, t.frames, track_features(store, t.keys, t.frames, t.track_id))
             for t in sorted(stored, key=lambda t: t.track_id)]
     segments, labels, sure, report = build_pseudo_labels(rows, config)
     samples = [TrainSample(key, int(label), seg.camera, int(frame), seg.track)
