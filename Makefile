@@ -53,7 +53,7 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest.py --repeat 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -143,6 +143,15 @@ def main() -> None:
         fps = statistics.median(rates[name])
         f1, pur, note = scored[name]
         print(f"| {name} | {fps:.1f} | {fps / ref:.2f} | {f1:.3f} | {pur:.3f} | {note} |")
+    embedder = models_for(base).embedder
+    crops = np.random.default_rng(0).integers(0, 256, (256, 256, 128, 3), dtype=np.uint8)
+    for batch in (32, 1):
+        n = 256 if batch > 1 else 64
+        embedder.embed(crops[:batch], batch_size=batch)
+        t = time.perf_counter()
+        embedder.embed(crops[:n], batch_size=batch)
+        print(f"embedder {base.embedder} ({embedder.precision}), batch {batch}: "
+              f"{n / (time.perf_counter() - t):.0f} crops/s")
 
 
 if __name__ == "__main__":
