@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from reid_core import crops as crop_ops
+from reid_core.chunks import models_for
 from reid_core.groundtruth import gt_ids_of_track, idf1, load_mot_gt
-from reid_core.ingest import ingest, models_for
+from reid_core.ingest import ingest
 from reid_core.settings import IngestSettings, Settings
 from reid_core.stitching import video_tracks
 from reid_core.store import Store

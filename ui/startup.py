@@ -8,8 +8,8 @@ import os
 import threading
 from pathlib import Path
 
+from reid_core.chunks import models_for
 from reid_core.errors import ReidError, WeightsError
-from reid_core.ingest import models_for
 from reid_core.offline import cache_dir
 from reid_core.settings import IngestSettings
 from reid_core.weights import resolve

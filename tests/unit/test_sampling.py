@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from reid_core import sampling
+from reid_core.chunks import Carry, FrameWork, interpolate, late, placed_crops
 from reid_core.errors import StoreError
-from reid_core.ingest import _Carry, _FrameWork, _interpolate, _late, _placed
 from reid_core.tracking import Tracker, TrackerConfig, is_shot_change, thumbnail
 from reid_core.types import Box, Detection
 
@@ -99,28 +99,28 @@ def test_track_features_falls_back_to_the_whole_stored_track():
         sampling.track_features(_FakeStore({}, {7: keys}), keys[1:3], [1, 2], 7)
 
 
-def _work(frame: int, dets: list[Detection], assigned: list[tuple[int, int]], detected: bool = True) -> _FrameWork:
-    w = _FrameWork(frame, np.zeros((8, 8, 3), np.uint8), dets, detected=detected)
+def _work(frame: int, dets: list[Detection], assigned: list[tuple[int, int]], detected: bool = True) -> FrameWork:
+    w = FrameWork(frame, np.zeros((8, 8, 3), np.uint8), dets, detected=detected)
     w.features = np.zeros((len(dets), 2), np.float32)
     w.assigned = assigned
     return w
 
 
 def test_frames_between_detections_are_interpolated_and_marked():
-    carry = _Carry(max_gap=6)
+    carry = Carry(max_gap=6)
     a = _work(0, [Detection(0, Box(0, 0, 10, 20), 0.8)], [(0, 1)])
     skipped = _work(1, [], [], detected=False)
     b = _work(2, [Detection(2, Box(10, 0, 10, 20), 0.6)], [(0, 1)])
-    _interpolate([a, skipped, b], carry)
+    interpolate([a, skipped, b], carry)
     (tid, box, score), = skipped.interpolated
     assert tid == 1 and box == Box(5, 0, 10, 20) and score == pytest.approx(0.7)
-    placed = _placed(skipped)
+    placed = placed_crops(skipped)
     assert placed[0].interpolated and placed[0].feature is None and placed[0].bb == 0
     # a detector frame where the track was missed is filled too, numbered after that frame's detections
     c = _work(4, [Detection(4, Box(90, 90, 10, 20), 0.9)], [(0, 2)])
     d = _work(6, [Detection(6, Box(30, 0, 10, 20), 0.9)], [(0, 1)])
-    _interpolate([c, d], carry)
-    assert [p.bb for p in _placed(c)] == [0, 1] and _placed(c)[1].interpolated
+    interpolate([c, d], carry)
+    assert [p.bb for p in placed_crops(c)] == [0, 1] and placed_crops(c)[1].interpolated
 
 
 def test_a_shot_change_ends_every_track_and_no_box_is_interpolated_across_it():
@@ -141,5 +141,5 @@ def test_every_track_gets_a_feature_in_every_chunk():
     dets = [Detection(0, Box(0, 0, 10, 20), 0.9), Detection(0, Box(50, 0, 10, 40), 0.3)]
     w = _work(0, dets, [(0, 1), (1, 2)])
     w.features[0] = [1, 0]
-    assert _late([w], STRONG, feature_every=5) == [(w, 1)]  # track 2 had none: its best crop
-    assert _late([w], STRONG, feature_every=1) == [(w, 1)]  # every crop: the kept weak box
+    assert late([w], STRONG, feature_every=5) == [(w, 1)]  # track 2 had none: its best crop
+    assert late([w], STRONG, feature_every=1) == [(w, 1)]  # every crop: the kept weak box
