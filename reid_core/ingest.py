@@ -12,7 +12,6 @@ reid_core/chunks.py.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import os
 import socket
@@ -92,7 +91,7 @@ def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int 
                      with_features: bool = False) -> list[Track] | tuple[list[Track], dict[int, np.ndarray]]:
     """Tracks of a video without touching a store (track ids are the tracker's). Optionally their features."""
     info = probe(video_path)
-    settings = for_video(ingest_settings(settings), info.fps, stride)
+    settings = ingest_settings(settings).for_video(info.fps, stride)
     start, stop = check_range(info, from_frame, to_frame, stride)
     _check_sampling(settings, stride)
     models = models_for(settings)
@@ -124,14 +123,6 @@ def detect_and_track(video_path: str | Path, from_frame: int = 0, to_frame: int 
     return ordered
 
 
-def for_video(settings: IngestSettings, fps: float, stride: int = 1) -> IngestSettings:
-    """The settings an ingest of this video runs with: detect_every decided from its frame rate (only a stride-1
-    ingest detects sparsely: a strided one already skips the frames between)."""
-    if stride > 1 and not settings.detect_every:
-        return dataclasses.replace(settings, detect_every=1)
-    return settings.for_video(fps)
-
-
 def _check_sampling(settings: IngestSettings, stride: int) -> None:
     if settings.feature_every < 1 or settings.detect_every < 1:
         raise InputError(f"feature_every and detect_every must be at least 1 (got {settings.feature_every}, "
@@ -154,7 +145,7 @@ def ingest(video_path: str | Path, store: Store, camera: str | None = None, from
     start_t, start_source = clock.resolve_start(video_path, start_time)  # a bad start fails before any work too
     t0 = time.time()
     info = probe(video_path)
-    settings = for_video(ingest_settings(settings), info.fps, stride)
+    settings = ingest_settings(settings).for_video(info.fps, stride)
     _check_sampling(settings, stride)
     start, stop = check_range(info, from_frame, to_frame, stride)
     run_id = _run_id(info.video_id, start, stop, stride, settings)

@@ -143,7 +143,7 @@ def track_features(store, keys: Sequence[str], frames: Sequence[int], track_id: 
         return feats
     if present.any():
         return fill(feats, present, frames)
-    whole = [k for k in store.track_keys(track_id)] if track_id is not None else []
+    whole = store.track_keys(track_id) if track_id is not None else []
     wf, wp = store.features_where(whole)
     if not wp.any():
         raise StoreError(f"no crop of track {track_id} has a feature: re-ingest that footage")

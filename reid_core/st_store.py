@@ -32,7 +32,8 @@ def resolve(store: Store, use_st: bool | None) -> TransitionModel | None:
         if use_st:
             raise StoreError(f"the store {store.path} has no spatial-temporal model yet",
                              cli_hint="learn one with `reid st learn` (from its cross-camera matches)",
-                             app_hint="learn one in the Ingest tab, or untick 'use camera timing'")
+                             app_hint="learn one on the Gallery tab (\"Learn camera timing from this store\"), "
+                                      "or untick 'use camera timing'")
         return None
     return model
 

@@ -357,15 +357,12 @@ class Store:
         return out
 
     def features(self, keys: Iterable[str]) -> np.ndarray:
-        """(N, D) float32, in the order of `keys`."""
-        with self.read() as txn:
-            rows = []
-            for key in keys:
-                raw = txn.get(key.encode(), db=self.db["feats"])
-                if raw is None:
-                    raise StoreError(f"no feature for crop {key!r}")
-                rows.append(np.frombuffer(raw, np.float32))
-        return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+        """(N, D) float32, in the order of `keys`; every one must have a feature (see features_where)."""
+        keys = list(keys)
+        feats, present = self.features_where(keys)
+        if not present.all():
+            raise StoreError(f"no feature for crop {keys[int(np.argmin(present))]!r}")
+        return feats
 
     def features_where(self, keys: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(N, D) float32 in the order of `keys`, zero rows for crops stored without a feature, and the (N,) mask of
